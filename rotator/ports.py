@@ -186,9 +186,17 @@ class TrafficRouter(Protocol):
 
     def read(self) -> TrafficState: ...
 
-    def set_weights(self, weights: dict[str, int], slots: dict[str, SlotOutputs]) -> None:
+    def set_weights(
+        self,
+        weights: dict[str, int],
+        slots: dict[str, SlotOutputs],
+        expected: dict[str, int] | None = None,
+    ) -> None:
         """Make every record of the group carry ``weights`` (slot -> weight, summing to the
-        total), registering/deregistering ELB instances to match; verify by reading back."""
+        total), registering/deregistering ELB instances to match; verify by reading back.
+
+        ``expected`` is what the rotation last set: when the world differs (a record changed
+        by hand), refuse with StepFailed rather than overwrite it."""
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         """True once the change is in sync and the registered instances are InService."""
