@@ -1,0 +1,1 @@
+"""The embedded world: emulators that answer where configuration points, on loopback only."""

@@ -1,0 +1,43 @@
+"""``python -m rotator.sandbox.consul --host 127.0.0.1 --port 8500 [--datacenter NAME ...]``.
+
+Serves until SIGINT/SIGTERM (uvicorn handles both and shuts down cleanly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+from rotator.sandbox.consul.app import create_app
+from rotator.sandbox.consul.core import ConsulCore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rotator.sandbox.consul",
+                                     description="Consul v1 HTTP API emulator (loopback only)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8500)
+    parser.add_argument("--datacenter", action="append", default=None,
+                        help="datacenter name (repeat for several; the first is the local one)")
+    parser.add_argument("--node-name", default=None)
+    parser.add_argument("--acl-token", default=os.environ.get("CONSUL_EMULATOR_ACL_TOKEN"),
+                        help="require this token on every /v1 request")
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the emulator binds to loopback only")
+    core = ConsulCore(args.datacenter or ["dc1"], node_name=args.node_name, acl_token=args.acl_token)
+    print(f"consul emulator on http://{args.host}:{args.port} "
+          f"datacenters={','.join(core.datacenters)}", flush=True)
+    try:
+        uvicorn.run(create_app(core), host=args.host, port=args.port, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=1)
+    finally:
+        core.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Runs the emulator's ASGI app with uvicorn on loopback, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import uvicorn
+
+from rotator.sandbox.consul.app import create_app
+from rotator.sandbox.consul.core import ConsulCore
+
+
+class ConsulServer:
+    """``with ConsulServer(ConsulCore(["cn-north-1"])) as srv: srv.address``."""
+
+    def __init__(self, core: ConsulCore, host: str = "127.0.0.1", port: int = 0):
+        self.core = core
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port = self._sock.getsockname()[1]
+        config = uvicorn.Config(create_app(core), log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=1, backlog=4096)
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ConsulServer:
+        self._thread = threading.Thread(target=self._run, name="consul-http", daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("consul emulator failed to start")
+            self._thread.join(0.01)
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> ConsulServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
