@@ -1,0 +1,83 @@
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+locals {
+  cidr = var.slot_cidrs[var.slot]
+  azs  = slice(sort(data.aws_availability_zones.available.names), 0, 2)
+  name = "${var.group}-${var.slot}"
+  tags = { group = var.group, slot = var.slot }
+}
+
+resource "aws_vpc" "slot" {
+  cidr_block           = local.cidr
+  enable_dns_hostnames = true
+  tags                 = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_subnet" "public" {
+  count                   = 2
+  vpc_id                  = aws_vpc.slot.id
+  availability_zone       = local.azs[count.index]
+  cidr_block              = cidrsubnet(local.cidr, 8, count.index)
+  map_public_ip_on_launch = true
+  tags                    = merge(local.tags, { Name = "${local.name}-${local.azs[count.index]}" })
+}
+
+resource "aws_internet_gateway" "slot" {
+  vpc_id = aws_vpc.slot.id
+  tags   = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.slot.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.slot.id
+  }
+  tags = merge(local.tags, { Name = "${local.name}-public" })
+}
+
+resource "aws_route_table_association" "public" {
+  count          = 2
+  subnet_id      = aws_subnet.public[count.index].id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_security_group" "elb" {
+  name        = "${local.name}-elb"
+  description = "HTTP from anywhere to the slot ELB"
+  vpc_id      = aws_vpc.slot.id
+  ingress {
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = [local.cidr]
+  }
+  tags = merge(local.tags, { Name = "${local.name}-elb" })
+}
+
+resource "aws_security_group" "instances" {
+  name        = "${local.name}-instances"
+  description = "Traffic inside the slot VPC"
+  vpc_id      = aws_vpc.slot.id
+  ingress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = [local.cidr]
+  }
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  tags = merge(local.tags, { Name = "${local.name}-instances" })
+}

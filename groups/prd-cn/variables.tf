@@ -1,0 +1,27 @@
+variable "group" {
+  type    = string
+  default = "prd-cn"
+}
+
+variable "slot" {
+  type = string
+}
+
+variable "ami" {
+  type = string
+}
+
+variable "agent_count" {
+  type    = number
+  default = 2
+}
+
+variable "proxy_count" {
+  type    = number
+  default = 2
+}
+
+variable "instance_type" {
+  type    = string
+  default = "t3.micro"
+}

@@ -1,0 +1,1 @@
+"""Infrastructure adapters: the groups' Terraform, one workspace per slot."""

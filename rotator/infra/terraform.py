@@ -1,0 +1,456 @@
+"""The Terraform adapter: one group folder, one workspace per slot (``blue`` / ``green``).
+
+Drives Terraform through python-terraform, whose argv building is kept but whose process
+handling is replaced: python-terraform 0.10.1 only passes ``os.environ`` to Terraform,
+logs commands and errors verbatim, prompts on apply, passes ``-force`` to destroy and a
+positional directory that Terraform 1.x rejects. Here each command gets its own
+environment (the group's credentials go to that group's processes only), never prompts,
+and every word Terraform prints is redacted before it reaches a log or an error.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import python_terraform
+
+from rotator.errors import InputError
+from rotator.infra.tf_errors import (
+    Diagnostic,
+    TerraformApplyError,
+    TerraformConfigError,
+    TerraformError,
+    TerraformLocked,
+    classify,
+    errors_of,
+    parse_json_diagnostics,
+    parse_text_diagnostics,
+    redact,
+)
+from rotator.ports import PlanSummary, SlotOutputs
+
+log = logging.getLogger(__name__)
+
+SLOTS = ("blue", "green")
+# Names a local filesystem mirror of hashicorp/aws (for machines without the registry).
+PROVIDER_MIRROR_SETTING = "ROTATOR_TF_PROVIDER_MIRROR"
+
+# Inherited variables that would change what a command does behind the adapter's back.
+_SCRUBBED_ENV = ("TF_WORKSPACE", "TF_DATA_DIR", "TF_REATTACH_PROVIDERS", "TF_LOG", "TF_LOG_PATH")
+_SECRET_ENV_HINTS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY")
+# A placeholder that passes the groups' validation: destroy needs every variable set.
+_PLACEHOLDER_AMI = "ami-00000000"
+
+
+@dataclass(frozen=True)
+class TerraformSettings:
+    """How to run one group's Terraform. Built by the caller per group."""
+
+    terraform: str = "terraform"
+    # Added to the environment of this group's Terraform processes only (credentials,
+    # AWS_REGION, AWS_ENDPOINT_URL, TF_CLI_CONFIG_FILE, TF_REATTACH_PROVIDERS ...).
+    env: Mapping[str, str] = field(default_factory=dict)
+    backend_config: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    var_files: tuple[str, ...] = ()
+    lock_timeout: float = 0.0  # seconds to wait for a held state lock
+    data_dir: Path | None = None  # TF_DATA_DIR; default: <group>/.terraform
+    parallelism: int | None = None
+    inherit_env: bool = True  # start from os.environ (minus TF_* that change behaviour)
+
+    def secrets(self) -> list[str]:
+        values = [v for k, v in self.env.items() if any(h in k.upper() for h in _SECRET_ENV_HINTS)]
+        values += [
+            str(v)
+            for k, v in self.backend_config.items()
+            if any(h.lower() in k.lower() for h in ("secret", "token", "access_key", "password"))
+        ]
+        return values
+
+
+@dataclass(frozen=True)
+class RunResult:
+    rc: int
+    out: str
+    err: str
+
+
+class _Terraform(python_terraform.Terraform):
+    """python-terraform with its own process handling: per-command env, no logging."""
+
+    def __init__(self, working_dir: str, binary: str, env: dict[str, str]):
+        super().__init__(working_dir=working_dir, terraform_bin_path=binary)
+        self._env = env
+
+    def read_state_file(self, file_path=None):  # noqa: ARG002 - .terraform/terraform.tfstate is backend config
+        self.tfstate = None
+
+    def cmd(self, cmd, *args, **kwargs):
+        kwargs.pop("capture_output", None)
+        kwargs.pop("raise_on_error", None)
+        kwargs.pop("synchronous", None)
+        argv = self.generate_cmd_string(cmd, *args, **kwargs)
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=self.working_dir,
+                env=self._env,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        finally:
+            self.temp_var_files.clean_up()
+        return (
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+
+
+class TerraformInfrastructure:
+    """``Infrastructure`` (rotator.ports) over one group's Terraform folder."""
+
+    def __init__(self, group_dir: Path, *, group: str, settings: TerraformSettings):
+        self.group_dir = Path(group_dir).resolve()
+        self.group = group
+        self.settings = settings
+        if not self.group_dir.is_dir():
+            raise InputError("group folder not found", file=str(group_dir))
+        self._data_dir = Path(settings.data_dir) if settings.data_dir else self.group_dir / ".terraform"
+        self._init_lock = threading.Lock()
+        self._initialised: str | None = None
+        self._secrets = settings.secrets()
+
+    # -- Infrastructure ----------------------------------------------------
+
+    def provision(self, slot: str, ami: str) -> SlotOutputs:
+        self._ensure_workspace(slot)
+        res = self._run(
+            slot,
+            "apply",
+            auto_approve=python_terraform.IsFlagged,  # never prompt
+            input=False,
+            json=python_terraform.IsFlagged,
+            var=self._variables(slot, ami),
+            **self._common_options(),
+        )
+        if res.rc != 0:
+            self._raise_for(slot, "apply", res, after_change=True)
+        outputs = self.read_outputs(slot)
+        if outputs is None:
+            raise TerraformError(f"{self.group}/{slot}: apply left no outputs")
+        return outputs
+
+    def read_outputs(self, slot: str) -> SlotOutputs | None:
+        if slot not in self._workspaces(slot_check=slot):
+            return None
+        if not self.resources(slot):
+            return None
+        res = self._run(slot, "output", json=python_terraform.IsFlagged)
+        if res.rc != 0:
+            self._raise_for(slot, "output", res)
+        return parse_outputs(res.out)
+
+    def destroy(self, slot: str) -> None:
+        if slot not in self._workspaces(slot_check=slot) or not self.resources(slot):
+            return
+        ami = _PLACEHOLDER_AMI
+        try:
+            outputs = self._raw_outputs(slot)
+            ami = outputs.get("ami", {}).get("value") or ami
+        except TerraformError:
+            pass
+        res = self._run(
+            slot,
+            "apply",
+            "-destroy",
+            auto_approve=python_terraform.IsFlagged,
+            input=False,
+            json=python_terraform.IsFlagged,
+            var=self._variables(slot, ami),
+            **self._common_options(),
+        )
+        if res.rc != 0:
+            self._raise_for(slot, "destroy", res, after_change=True)
+
+    def plan(self, slot: str, ami: str) -> PlanSummary:
+        self._ensure_workspace(slot)
+        opts = self._common_options()
+        opts.pop("parallelism", None)
+        res = self._run(
+            slot,
+            "plan",
+            json=python_terraform.IsFlagged,
+            detailed_exitcode=python_terraform.IsFlagged,
+            var=self._variables(slot, ami),
+            **opts,
+        )
+        if res.rc not in (0, 2):  # -detailed-exitcode: 2 means "there are changes"
+            self._raise_for(slot, "plan", res)
+        return parse_plan(res.out)
+
+    def slots_with_resources(self) -> list[str]:
+        existing = self._workspaces()
+        return [s for s in SLOTS if s in existing and self.resources(s)]
+
+    # -- more ----------------------------------------------------------------
+
+    def resources(self, slot: str) -> list[str]:
+        """Resource addresses in the slot's state (data sources excluded)."""
+        _check_slot(slot)
+        self._ensure_init()
+        res = self._run(slot, "state list")
+        if res.rc != 0:
+            if "No state file was found" in res.err:
+                return []
+            self._raise_for(slot, "state list", res)
+        return [a for a in res.out.split() if not _is_data_source(a)]
+
+    def init(self) -> None:
+        """Run ``terraform init`` with the backend configuration (cached across calls)."""
+        self._ensure_init(force=True)
+
+    # -- internals -----------------------------------------------------------
+
+    def _variables(self, slot: str, ami: str) -> dict[str, Any]:
+        variables = dict(self.settings.variables)
+        variables.update({"group": self.group, "slot": slot, "ami": ami})
+        return variables
+
+    def _common_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"lock_timeout": f"{int(self.settings.lock_timeout)}s"}
+        if self.settings.var_files:
+            opts["var_file"] = list(self.settings.var_files)
+        if self.settings.parallelism:
+            opts["parallelism"] = self.settings.parallelism
+        return opts
+
+    def _env(self, slot: str | None) -> dict[str, str]:
+        env = dict(os.environ) if self.settings.inherit_env else {"PATH": os.environ.get("PATH", "")}
+        for key in list(env):
+            if key in _SCRUBBED_ENV or key.startswith("TF_CLI_ARGS"):
+                del env[key]
+        env.update(
+            {
+                "TF_IN_AUTOMATION": "1",
+                "TF_INPUT": "0",
+                "CHECKPOINT_DISABLE": "1",  # no version check calls home
+                "TF_DATA_DIR": str(self._data_dir),
+            }
+        )
+        env.update(self.settings.env)
+        if slot is not None:
+            env["TF_WORKSPACE"] = slot
+        return env
+
+    def _run(self, slot: str | None, command: str, *args: str, **options: Any) -> RunResult:
+        if command != "init":
+            self._ensure_init()
+        tf = _Terraform(str(self.group_dir), self.settings.terraform, self._env(slot))
+        rc, out, err = tf.cmd(command, *args, no_color=python_terraform.IsFlagged, **options)
+        log.debug("terraform %s (%s/%s) -> rc %s", command, self.group, slot or "-", rc)
+        return RunResult(rc, redact(out, self._secrets), redact(err, self._secrets))
+
+    def _fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps(dict(self.settings.backend_config), sort_keys=True, default=str).encode())
+        h.update(self.settings.terraform.encode())
+        for tf in sorted(self.group_dir.glob("*.tf")):
+            h.update(tf.name.encode() + tf.read_bytes())
+        return h.hexdigest()
+
+    def _ensure_init(self, force: bool = False) -> None:
+        fingerprint = self._fingerprint()
+        if self._initialised == fingerprint and not force:
+            return
+        with self._init_lock:
+            if self._initialised == fingerprint and not force:
+                return
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            marker = self._data_dir / "rotator-init"
+            # Another process may be initialising the same folder: take turns.
+            with open(self._data_dir / "rotator-init.lock", "w") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                try:
+                    done = marker.read_text() if marker.exists() else ""
+                    if force or done != fingerprint:
+                        self._init(fingerprint, marker)
+                finally:
+                    fcntl.flock(lock_file, fcntl.LOCK_UN)
+            self._initialised = fingerprint
+
+    def _init(self, fingerprint: str, marker: Path) -> None:
+        tf = _Terraform(str(self.group_dir), self.settings.terraform, self._env(None))
+        # Unmanaged (reattached) providers are not installed: init runs like a normal one.
+        tf._env.pop("TF_REATTACH_PROVIDERS", None)
+        backend = {k: _hcl_value(v) for k, v in self.settings.backend_config.items()}
+        rc, out, err = tf.init(
+            backend_config=backend or None,
+            reconfigure=python_terraform.IsFlagged,
+            no_color=python_terraform.IsFlagged,
+            input=False,
+        )
+        if rc != 0:
+            res = RunResult(rc, redact(out, self._secrets), redact(err, self._secrets))
+            self._raise_init(res)
+        marker.write_text(fingerprint)
+
+    def _raise_init(self, res: RunResult) -> None:
+        diags = errors_of(parse_text_diagnostics(res.err + "\n" + res.out))
+        text = " ".join(d.render() for d in diags) or _tail(res.err or res.out)
+        lowered = text.lower()
+        if "hashicorp/aws" in lowered and (
+            "failed to query available provider packages" in lowered
+            or "failed to install provider" in lowered
+            or "could not connect to registry" in lowered
+        ):
+            raise InputError(
+                f"terraform init could not install the AWS provider ({text}); point "
+                f"{PROVIDER_MIRROR_SETTING} at a filesystem mirror holding hashicorp/aws",
+                field=PROVIDER_MIRROR_SETTING,
+            )
+        cls = classify(diags)
+        if cls.kind == "config":
+            raise TerraformConfigError(f"{self.group}: invalid Terraform: {text}", cls.diagnostics)
+        raise TerraformError(f"{self.group}: terraform init failed: {text}", diags)
+
+    def _workspaces(self, slot_check: str | None = None) -> set[str]:
+        if slot_check is not None:
+            _check_slot(slot_check)
+        res = self._run(None, "workspace list")
+        if res.rc != 0:
+            self._raise_for(None, "workspace list", res)
+        return {line.strip(" *") for line in res.out.splitlines() if line.strip(" *")}
+
+    def _ensure_workspace(self, slot: str) -> None:
+        """Create the slot's workspace explicitly: TF_WORKSPACE alone would create any
+        name silently, so only the two slot names ever get here."""
+        _check_slot(slot)
+        if slot in self._workspaces():
+            return
+        res = self._run(None, "workspace new", slot)
+        if res.rc != 0 and "already exists" not in (res.out + res.err):
+            self._raise_for(None, "workspace new", res)
+
+    def _raw_outputs(self, slot: str) -> dict[str, Any]:
+        res = self._run(slot, "output", json=python_terraform.IsFlagged)
+        if res.rc != 0:
+            self._raise_for(slot, "output", res)
+        return json.loads(res.out or "{}")
+
+    def _raise_for(self, slot: str | None, what: str, res: RunResult, after_change: bool = False):
+        diags = parse_json_diagnostics(res.out)
+        if not errors_of(diags):
+            diags = parse_text_diagnostics(res.err + "\n" + res.out)
+        cls = classify(diags, res.err + res.out)
+        where = f"{self.group}/{slot}" if slot else self.group
+        text = "; ".join(d.render() for d in cls.diagnostics) or _tail(res.err or res.out)
+        if cls.kind == "locked":
+            raise TerraformLocked(self.group, slot or "default", cls.lock)
+        if cls.kind == "config":
+            raise TerraformConfigError(f"{where}: invalid Terraform: {text}", cls.diagnostics)
+        if after_change:
+            try:
+                created = self.resources(slot) if slot else []
+            except TerraformError:
+                created = []
+            raise TerraformApplyError(
+                f"{where}: terraform {what} failed: {_friendly(text, cls.diagnostics)}",
+                created=created,
+                diagnostics=cls.diagnostics,
+            )
+        raise TerraformError(f"{where}: terraform {what} failed: {text}", cls.diagnostics)
+
+
+# --------------------------------------------------------------------------
+# Parsing Terraform's machine-readable output
+
+
+def parse_outputs(text: str) -> SlotOutputs:
+    """``terraform output -json`` -> SlotOutputs (typed; missing outputs are an error)."""
+    data = json.loads(text or "{}")
+
+    def value(name: str, default: Any = None) -> Any:
+        if name in data:
+            return data[name].get("value")
+        if default is not None:
+            return default
+        raise TerraformError(f"the group defines no output {name!r}")
+
+    instances = value("instance_ids", {}) or {}
+    return SlotOutputs(
+        marathon_url=str(value("marathon_url")),
+        elb_name=str(value("elb_name")),
+        elb_dns=str(value("elb_dns_name")),
+        instances={str(role): [str(i) for i in ids] for role, ids in instances.items()},
+        ami=str(value("ami", "")),
+    )
+
+
+def parse_plan(text: str) -> PlanSummary:
+    """``plan -json`` lines -> counts and ``+ address`` style resource lines."""
+    add = change = destroy = 0
+    lines: list[str] = []
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if not raw.startswith("{"):
+            continue
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            continue
+        kind = msg.get("type")
+        if kind == "planned_change":
+            ch = msg.get("change", {})
+            action = ch.get("action", "")
+            addr = ch.get("resource", {}).get("addr", "")
+            sign = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "read": "<="}.get(
+                action, action
+            )
+            lines.append(f"{sign} {addr}")
+        elif kind == "change_summary":
+            c = msg.get("changes", {})
+            add, change, destroy = int(c.get("add", 0)), int(c.get("change", 0)), int(c.get("remove", 0))
+    return PlanSummary(add=add, change=change, destroy=destroy, resources=lines)
+
+
+def _check_slot(slot: str) -> None:
+    if slot not in SLOTS:
+        raise InputError(f"unknown slot {slot!r}: a slot is one of {', '.join(SLOTS)}", field="slot")
+
+
+def _is_data_source(address: str) -> bool:
+    return address.startswith("data.") or ".data." in address
+
+
+def _hcl_value(value: Any) -> str:
+    """A ``-backend-config=key=value`` value: maps in HCL syntax, booleans lower-case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        inner = ",".join(f"{k}={json.dumps(str(v))}" for k, v in value.items())
+        return "{" + inner + "}"
+    return str(value)
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return " ".join(text.strip().splitlines()[-lines:])
+
+
+def _friendly(text: str, diags: list[Diagnostic]) -> str:
+    """Lead with the cause a user can act on when the cloud names one."""
+    for d in diags:
+        blob = f"{d.summary} {d.detail}"
+        if "InvalidAMIID" in blob:
+            return f"AMI not found in the group's region ({d.address or 'instance'}): {text}"
+    return text
