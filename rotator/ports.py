@@ -18,7 +18,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from rotator.errors import RotatorError
 
-
 # --------------------------------------------------------------------------
 # Infrastructure (Terraform: one workspace per slot)
 
@@ -260,3 +259,12 @@ class RecordStore(Protocol):
         """Take the group's lock or raise LockHeld."""
 
     def lock_info(self, group: str) -> LockInfo | None: ...
+
+    def read_control(self, group: str) -> dict[str, Any]:
+        """Operator requests for the group's rotation: ``{"rotation_id", "abort", "promotions"}``."""
+
+    def write_control(self, group: str, rotation_id: str, *, abort: str | None = None,
+                      promote: bool = False) -> dict[str, Any]:
+        """Record an abort reason or one more promotion for ``rotation_id``; return the result.
+
+        Kept apart from the record so that a running engine's writes never erase it."""

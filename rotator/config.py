@@ -1,0 +1,461 @@
+"""Load and validate ``groups/<name>/group.yaml`` and ``policies/<name>.yaml``.
+
+Every problem is reported as an InputError naming the file, the field and
+(where the YAML has it) the line, before anything in the world changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rotator.durations import parse_duration
+from rotator.errors import InputError
+from rotator.yamlsource import YamlDocument, load_yaml
+
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+AMI_ID = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def validate_ami(ami: str) -> str:
+    if not AMI_ID.match(ami or ""):
+        raise InputError(
+            f"invalid AMI id {ami!r}: expected 'ami-' followed by 8 or 17 hex digits",
+            field="--ami",
+        )
+    return ami
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+# --------------------------------------------------------------------------
+# group.yaml
+
+
+class Credentials(_Strict):
+    """Where a group's AWS credentials come from: a profile, or env variable *names*."""
+
+    profile: str | None = None
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+    session_token_env: str | None = None
+
+    _check_env = field_validator(
+        "access_key_id_env", "secret_access_key_env", "session_token_env"
+    )(_env_name)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credentials:
+        env = self.access_key_id_env or self.secret_access_key_env
+        if self.profile and env:
+            raise ValueError("give either profile or the *_env variable names, not both")
+        if not self.profile and not (self.access_key_id_env and self.secret_access_key_env):
+            raise ValueError(
+                "give a profile, or both access_key_id_env and secret_access_key_env"
+            )
+        return self
+
+
+class AwsSettings(_Strict):
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    partition: Literal["aws", "aws-cn"]
+    credentials: Credentials
+
+    @model_validator(mode="after")
+    def _partition_matches_region(self) -> AwsSettings:
+        expected = "aws-cn" if self.region.startswith("cn-") else "aws"
+        if self.partition != expected:
+            raise ValueError(
+                f"region {self.region} belongs to partition {expected}, not {self.partition}"
+            )
+        return self
+
+
+class TerraformSettings(_Strict):
+    backend: dict[str, str | int | bool] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    var_files: list[str] = Field(default_factory=list)
+    lock_timeout: Duration = 60.0
+
+
+class BasicAuth(_Strict):
+    username_env: str
+    password_env: str
+
+    _check = field_validator("username_env", "password_env")(_env_name)
+
+
+class MarathonSettings(_Strict):
+    apps_dir: str = "apps"
+    root_group: str = Field(default="/", pattern=r"^/([a-z0-9.-]+(/[a-z0-9.-]+)*)?$")
+    credentials: BasicAuth | None = None
+    on_conflict: Literal["wait", "force"] = "wait"
+
+
+class ConsulSettings(_Strict):
+    address: str = Field(pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    datacenter: str
+    token_env: str | None = None
+    # How a Marathon app id maps to its Consul service name: {name} is the last
+    # path segment, {path} the whole id with '/' turned into '-'. An app label
+    # SERVICE_NAME (registrator's convention) overrides it.
+    service_name: str = "{name}"
+
+    _check = field_validator("token_env")(_env_name)
+
+    @field_validator("service_name")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(name="x", path="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder {exc}; use {{name}} or {{path}}") from None
+        return value
+
+
+class RecordSettings(_Strict):
+    zone: str
+    name: str
+    type: Literal["CNAME", "A"] = "CNAME"
+    ttl: int = Field(default=60, ge=0, le=172800)
+
+    @model_validator(mode="after")
+    def _name_in_zone(self) -> RecordSettings:
+        zone = self.zone.rstrip(".")
+        name = self.name.rstrip(".")
+        if name != zone and not name.endswith("." + zone):
+            raise ValueError(f"record {self.name} is not inside zone {self.zone}")
+        return self
+
+
+class ElbSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+    role: str = "proxy"
+
+
+class TrafficSettings(_Strict):
+    records: list[RecordSettings] = Field(default_factory=list)
+    elbs: list[ElbSettings] = Field(default_factory=list)
+
+
+class GroupConfig(_Strict):
+    name: str = Field(pattern=GROUP_NAME.pattern)
+    description: str = ""
+    aws: AwsSettings
+    terraform: TerraformSettings = TerraformSettings()
+    marathon: MarathonSettings = MarathonSettings()
+    consul: ConsulSettings
+    traffic: TrafficSettings = TrafficSettings()
+    peer: str | None = None
+    default_policy: str = "blue-green"
+
+    # filled by the loader, not by the file
+    directory: Path = Field(default=Path("."), exclude=True)
+
+
+# --------------------------------------------------------------------------
+# policies/<name>.yaml
+
+
+class ConsulGate(_Strict):
+    min_passing_ratio: float = Field(default=1.0, gt=0, le=1)
+
+
+class ElbGate(_Strict):
+    min_in_service_ratio: float = Field(default=1.0, gt=0, le=1)
+
+
+class MarathonGate(_Strict):
+    require_healthy: bool = True
+
+
+class GateConfig(_Strict):
+    consul: ConsulGate | None = ConsulGate()
+    elb: ElbGate | None = None
+    marathon: MarathonGate | None = MarathonGate()
+    consecutive_successes: int = Field(default=1, ge=1, le=1000)
+    failure_threshold: int = Field(default=1, ge=1, le=1000)
+    no_data: Duration = 60.0
+    # how long the gate must hold (a soak); 0 = the first success passes
+    duration: Duration = 0.0
+    timeout: Duration | None = None
+
+
+class WeightStep(_Strict):
+    weight: int = Field(ge=0, le=100)
+
+
+class PauseStep(_Strict):
+    pause: Duration
+
+
+class GateStep(_Strict):
+    gate: GateConfig
+
+
+class ApproveStep(_Strict):
+    approve: dict[str, Any] = Field(default_factory=dict)
+
+
+PolicyStep = WeightStep | PauseStep | GateStep | ApproveStep
+_STEP_KINDS = {"weight": WeightStep, "pause": PauseStep, "gate": GateStep, "approve": ApproveStep}
+
+
+class Deadlines(_Strict):
+    provision: Duration = 1800.0
+    deploy: Duration = 900.0
+    verify: Duration = 600.0
+    shift: Duration = 600.0
+    retire: Duration = 1800.0
+    rollback: Duration = 1800.0
+
+
+class Policy(_Strict):
+    name: str = Field(pattern=GROUP_NAME.pattern)
+    description: str = ""
+    steps: list[PolicyStep]
+    gate: GateConfig = GateConfig()  # used by verify, and watched through shift and bake
+    deadlines: Deadlines = Deadlines()
+    retain_stable: Duration = 0.0
+    on_failure: Literal["rollback", "pause"] = "rollback"
+    keep_failed_candidate: bool = False
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _parse_steps(cls, raw: Any) -> Any:
+        if not isinstance(raw, list):
+            return raw
+        steps: list[Any] = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise ValueError(
+                    f"step {i}: expected one of weight: N, pause: 5m, gate: {{...}}, approve: {{}}"
+                )
+            kind = next(iter(item))
+            if kind not in _STEP_KINDS:
+                raise ValueError(
+                    f"step {i}: unknown step {kind!r}; expected weight, pause, gate or approve"
+                )
+            value = item[kind]
+            if kind == "approve" and value is None:
+                item = {"approve": {}}
+            steps.append(_STEP_KINDS[kind].model_validate(item))
+        return steps
+
+    @model_validator(mode="after")
+    def _weights_climb_to_100(self) -> Policy:
+        weights = [s.weight for s in self.steps if isinstance(s, WeightStep)]
+        if not weights:
+            raise ValueError("steps: a policy needs at least one weight step, ending at 100")
+        if weights[-1] != 100:
+            raise ValueError(f"steps: the last weight step must be 100, not {weights[-1]}")
+        for a, b in zip(weights, weights[1:], strict=False):
+            if b <= a:
+                raise ValueError(f"steps: weights must increase ({a} then {b})")
+        if weights[0] <= 0:
+            raise ValueError("steps: the first weight must be above 0")
+        return self
+
+    def fingerprint(self) -> str:
+        """Stable hash: a rotation refuses to resume under an edited policy."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+def _errors_from_validation(exc: ValidationError, doc: YamlDocument) -> list[InputError]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        # pydantic adds union member names and "function-after" to the path; drop them
+        loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+        field = ".".join(str(p) for p in loc) or "(document)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        out.append(InputError(msg, file=str(doc.path), field=field, line=doc.line_of(loc)))
+    return out
+
+
+class ConfigErrors(InputError):
+    """Several input errors found at once (``rotate validate`` lists them all)."""
+
+    def __init__(self, errors: list[InputError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def _load_model(model: type[BaseModel], path: Path, extra: dict[str, Any] | None = None):
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise InputError("expected a mapping at the top of the file", file=str(path), line=1)
+    data = dict(doc.data)
+    if extra:
+        data.update(extra)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = _errors_from_validation(exc, doc)
+        raise (errors[0] if len(errors) == 1 else ConfigErrors(errors)) from None
+
+
+class Project:
+    """The folder holding ``groups/`` and ``policies/``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.groups_dir = root / "groups"
+        self.policies_dir = root / "policies"
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        here = (start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / "groups").is_dir() and (candidate / "policies").is_dir():
+                return cls(candidate)
+        raise InputError(
+            f"no groups/ and policies/ folders in {here} or its parents "
+            "(run rotate from the project folder, or set ROTATOR_ROOT)"
+        )
+
+    def group_names(self) -> list[str]:
+        if not self.groups_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.groups_dir.iterdir() if (p / "group.yaml").is_file()
+        )
+
+    def policy_names(self) -> list[str]:
+        if not self.policies_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.policies_dir.glob("*.yaml"))
+
+    def group(self, name: str) -> GroupConfig:
+        path = self.groups_dir / name / "group.yaml"
+        if not GROUP_NAME.match(name) or not path.is_file():
+            known = ", ".join(self.group_names()) or "none"
+            raise InputError(f"unknown group {name!r} (known: {known})", file=str(path))
+        group = _load_model(GroupConfig, path)
+        if group.name != name:
+            raise InputError(
+                f"name is {group.name!r} but the folder is {name!r}",
+                file=str(path),
+                field="name",
+                line=load_yaml(path).line_of(("name",)),
+            )
+        return group.model_copy(update={"directory": path.parent})
+
+    def policy(self, name: str) -> Policy:
+        path = self.policies_dir / f"{name}.yaml"
+        if not GROUP_NAME.match(name) or not path.is_file():
+            known = ", ".join(self.policy_names()) or "none"
+            raise InputError(f"unknown policy {name!r} (known: {known})", file=str(path))
+        policy = _load_model(Policy, path)
+        if policy.name != name:
+            raise InputError(
+                f"name is {policy.name!r} but the file is {name}.yaml",
+                file=str(path),
+                field="name",
+            )
+        return policy
+
+    def apps(self, group: GroupConfig) -> list[tuple[Path, dict[str, Any]]]:
+        """The group's Marathon app definitions (shape checked by the apps adapter)."""
+        folder = group.directory / group.marathon.apps_dir
+        out = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+            if not isinstance(data, dict):
+                raise InputError("expected one app definition (a JSON object)", file=str(path))
+            out.append((path, data))
+        return out
+
+    def validate_all(self) -> tuple[list[GroupConfig], list[Policy], list[InputError]]:
+        """Load everything; return what loaded and every error found."""
+        errors: list[InputError] = []
+        groups: list[GroupConfig] = []
+        policies: list[Policy] = []
+        for name in self.policy_names():
+            try:
+                policies.append(self.policy(name))
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+            except InputError as exc:
+                errors.append(exc)
+        policy_names = {p.name for p in policies} | set(self.policy_names())
+        for name in self.group_names():
+            try:
+                group = self.group(name)
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+                continue
+            except InputError as exc:
+                errors.append(exc)
+                continue
+            groups.append(group)
+            errors.extend(self._cross_check(group, policy_names))
+        return groups, policies, errors
+
+    def _cross_check(self, group: GroupConfig, policy_names: Iterable[str]) -> list[InputError]:
+        path = str(group.directory / "group.yaml")
+        doc = load_yaml(group.directory / "group.yaml")
+        errors = []
+        if group.default_policy not in set(policy_names):
+            errors.append(InputError(
+                f"unknown policy {group.default_policy!r}",
+                file=path, field="default_policy", line=doc.line_of(("default_policy",)),
+            ))
+        if group.peer is not None:
+            if group.peer == group.name:
+                errors.append(InputError("a group cannot be its own peer", file=path,
+                                         field="peer", line=doc.line_of(("peer",))))
+            elif group.peer not in self.group_names():
+                errors.append(InputError(f"unknown peer group {group.peer!r}", file=path,
+                                         field="peer", line=doc.line_of(("peer",))))
+        if not (group.directory / group.marathon.apps_dir).is_dir():
+            errors.append(InputError(
+                f"apps folder {group.marathon.apps_dir!r} does not exist",
+                file=path, field="marathon.apps_dir",
+            ))
+        else:
+            try:
+                from rotator.apps.marathon import validate_app_definition
+
+                for app_path, app in self.apps(group):
+                    validate_app_definition(app, str(app_path))
+            except InputError as exc:
+                errors.append(exc)
+        return errors

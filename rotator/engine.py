@@ -1,0 +1,404 @@
+"""The engine: runs a rotation's steps in order and owns time.
+
+The record is written before every side effect and after it, so a process
+killed at any instant leaves a record from which ``resume`` finishes the
+rotation or rolls it back. Deadlines are stored as wall-clock instants in the
+record, so they survive a restart. Abort and promote arrive as requests in
+the store's control channel and are acted on between steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rotator.config import GroupConfig, Policy
+from rotator.errors import InputError, Refused, RotatorError, TransientError
+from rotator.identity import holder as _holder
+from rotator.model import RotationRecord, RotationStatus, StepState, StepStatus
+from rotator.plan import RETIRE_KINDS, WorldView, choose_slots, plan_rollback, plan_rotation
+from rotator.ports import (
+    AppDeployer,
+    HealthSource,
+    Infrastructure,
+    Lock,
+    RecordStore,
+    TrafficRouter,
+    Verdict,
+)
+from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, _world_weights
+
+
+class LockLost(RotatorError):
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # started, step-started, step-progress, step-done, step-failed, rollback, waiting, paused, finished
+    record: RotationRecord
+    step: StepState | None = None
+    message: str = ""
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        group: GroupConfig,
+        policy: Policy,
+        infra: Infrastructure,
+        apps: AppDeployer,
+        health: HealthSource,
+        traffic: TrafficRouter,
+        store: RecordStore,
+        guard: Any,
+        app_definitions: list[dict[str, Any]],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        on_event: Callable[[Event], None] | None = None,
+        interactive: bool = False,
+    ):
+        self.group = group
+        self.policy = policy
+        self.infra = infra
+        self.apps = apps
+        self.health = health
+        self.traffic = traffic
+        self.store = store
+        self.guard = guard
+        self.app_definitions = app_definitions
+        self.clock = clock
+        self.sleep = sleep
+        self.on_event = on_event or (lambda e: None)
+        self.interactive = interactive
+        self._lock: Lock | None = None
+        self._last_progress: tuple[str, str] | None = None
+
+    # ------------------------------------------------------------------ entry points
+
+    def start(self, ami: str, *, break_lock: bool = False) -> RotationRecord:
+        now = self.clock()
+        rid = RotationRecord.new_id(self.group.name, now)
+        lock = self.store.acquire(self.group.name, rid, break_stale=break_lock)
+        try:
+            current = self.store.load(self.group.name)
+            if current and not RotationStatus(current["status"]).terminal:
+                raise Refused(
+                    f"rotation {current['id']} of {self.group.name} is {current['status']}: "
+                    f"run `rotate resume {self.group.name}` or `rotate abort {self.group.name}` first"
+                )
+            record = self.new_record(ami, rid)
+            self._save(record)
+            self._emit("started", record, message=f"{record.stable or '-'} -> {record.candidate}")
+            return self._run(record, lock)
+        finally:
+            lock.release()
+
+    def new_record(self, ami: str, rid: str | None = None) -> RotationRecord:
+        """Plan against the world as it is now (also used by ``rotate plan``)."""
+        now = self.clock()
+        state = self.traffic.read()
+        weights = _world_weights(state)
+        if state.weights and not weights:
+            raise Refused(
+                f"the records of {self.group.name} disagree on their weights "
+                f"({state.weights}): fix them by hand or finish the rotation that split them"
+            )
+        world = WorldView(weights=weights, slots_with_resources=self.infra.slots_with_resources())
+        roles = choose_slots(world)
+        stable_ami = None
+        slots: dict[str, dict[str, Any]] = {}
+        if roles.stable is not None:
+            out = self.infra.read_outputs(roles.stable)
+            if out is None:
+                raise Refused(
+                    f"slot {roles.stable} carries traffic but Terraform has no resources for it"
+                )
+            slots[roles.stable] = out.to_dict()
+            stable_ami = out.ami or None
+        return RotationRecord(
+            id=rid or RotationRecord.new_id(self.group.name, now),
+            group=self.group.name,
+            ami=ami,
+            policy=self.policy.name,
+            policy_hash=self.policy.fingerprint(),
+            stable=roles.stable,
+            candidate=roles.candidate,
+            stable_ami=stable_ami,
+            created_at=now,
+            updated_at=now,
+            holder=_holder(),
+            steps=plan_rotation(self.group, self.policy, roles),
+            weights={roles.stable: 100} if roles.stable else {},
+            slots=slots,
+        )
+
+    def resume(self, *, break_lock: bool = False) -> RotationRecord:
+        data = self.store.load(self.group.name)
+        if data is None:
+            raise InputError(f"no rotation of {self.group.name} to resume")
+        lock = self.store.acquire(self.group.name, data["id"], break_stale=break_lock)
+        try:
+            record = RotationRecord.from_dict(self.store.load(self.group.name) or data)
+            if record.status.terminal:
+                raise InputError(
+                    f"rotation {record.id} of {self.group.name} is already {record.status.value}"
+                )
+            if record.policy_hash != self.policy.fingerprint():
+                raise InputError(
+                    f"policy {record.policy!r} changed since rotation {record.id} started "
+                    f"(hash {record.policy_hash} -> {self.policy.fingerprint()}); restore it, "
+                    f"or abort with `rotate abort {self.group.name}`",
+                    file=f"policies/{record.policy}.yaml",
+                )
+            if record.status in (RotationStatus.PAUSED, RotationStatus.FAILED):
+                step = record.current_step
+                if step is not None and step.status is StepStatus.FAILED:
+                    self._retry(step)
+                record.status = (RotationStatus.ROLLING_BACK if record.rolling_back
+                                 else RotationStatus.RUNNING)
+                record.reason = ""
+            elif record.status is RotationStatus.WAITING:
+                record.status = RotationStatus.RUNNING
+            record.holder = _holder()
+            record.note(self.clock(), "resumed")
+            self._save(record)
+            self._emit("started", record, message="resumed")
+            return self._run(record, lock)
+        finally:
+            lock.release()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _context(self, record: RotationRecord) -> StepContext:
+        return StepContext(
+            group=self.group, policy=self.policy, record=record, infra=self.infra,
+            apps=self.apps, health=self.health, traffic=self.traffic,
+            app_definitions=self.app_definitions, clock=self.clock, guard=self.guard,
+            interactive=self.interactive,
+        )
+
+    def _run(self, record: RotationRecord, lock: Lock) -> RotationRecord:
+        self._lock = lock
+        ctx = self._context(record)
+        try:
+            while not record.status.terminal and not self._stopped(record):
+                self._check_lock()
+                self._apply_controls(record, ctx)
+                step = record.current_step
+                if step is None:
+                    self._finish(record)
+                    break
+                self._advance(ctx, record, step)
+        finally:
+            ctx.close_watches()
+            self._lock = None
+        return record
+
+    def _stopped(self, record: RotationRecord) -> bool:
+        if record.status is RotationStatus.WAITING and self.interactive:
+            return False  # a terminal user waits here for `rotate promote`
+        return record.status.stopped
+
+    def _check_lock(self) -> None:
+        if self._lock is not None and self._lock.lost():
+            raise LockLost(
+                f"lost the lock of {self.group.name}: stopped before the next change; "
+                f"run `rotate resume {self.group.name}`"
+            )
+
+    def _apply_controls(self, record: RotationRecord, ctx: StepContext) -> None:
+        control = self.store.read_control(self.group.name)
+        if not control or control.get("rotation_id") != record.id:
+            return
+        promotions = int(control.get("promotions", 0))
+        if promotions > record.promotions:
+            record.promotions = promotions
+            record.note(self.clock(), "promote requested")
+            self._save(record)
+        reason = control.get("abort")
+        if reason and not record.abort_requested:
+            record.abort_requested = reason
+            step = record.current_step
+            if record.rolling_back:
+                record.note(self.clock(), "abort requested: already rolling back")
+                self._save(record)
+            elif step is not None and step.kind in RETIRE_KINDS:
+                record.note(self.clock(), "abort requested too late: the new slot already "
+                                          "serves all traffic; retiring the old one")
+                self._save(record)
+            else:
+                if step is not None and step.status is StepStatus.RUNNING:
+                    step.status = StepStatus.FAILED
+                    step.reason = "aborted"
+                self._start_rollback(record, ctx, f"aborted: {reason}")
+
+    def _advance(self, ctx: StepContext, record: RotationRecord, st: StepState) -> None:
+        step = STEPS[st.kind]
+        if st.status is StepStatus.PENDING:
+            now = self.clock()
+            st.status = StepStatus.RUNNING
+            st.started_at = now
+            st.deadline = now + step.timeout(ctx, st)
+            self._save(record)
+            self._emit("step-started", record, st)
+
+        if not st.acted:
+            self._check_lock()
+            st.acting = True
+            st.attempts += 1
+            self._save(record)  # written before the side effect
+            try:
+                step.act(ctx, st)
+            except TransientError as exc:
+                if self.clock() >= (st.deadline or math.inf):
+                    self._fail(record, ctx, st, f"{st.name}: {exc}")
+                else:
+                    self._emit("step-progress", record, st, f"retrying: {exc}")
+                    self.sleep(min(step.poll_interval * st.attempts, 30.0))
+                return
+            except Refused as exc:
+                self._fail(record, ctx, st, str(exc))
+                return
+            except RotatorError as exc:
+                self._fail(record, ctx, st, str(exc))
+                return
+            st.acted = True
+            self._save(record)  # and after it
+
+        started = self.clock()
+        remaining = (st.deadline or math.inf) - started
+        wait = max(0.0, min(step.poll_interval, remaining))
+        try:
+            progress = step.check(ctx, st, wait)
+        except TransientError as exc:
+            progress = Progress.running(f"retrying: {exc}")
+        except RotatorError as exc:
+            progress = Progress.failed(str(exc))
+        if progress.state == "running" and st.kind in WATCHED_KINDS:
+            progress = self._watch_candidate(ctx, progress, wait - (self.clock() - started))
+        if progress.state == "done":
+            if record.status is RotationStatus.WAITING:
+                record.status = RotationStatus.RUNNING
+            st.status = StepStatus.DONE
+            st.finished_at = self.clock()
+            st.reason = progress.reason
+            record.cursor += 1
+            record.note(st.finished_at, progress.reason or "done", st.name)
+            self._save(record)
+            self._emit("step-done", record, st, progress.reason)
+        elif progress.state == "failed":
+            self._fail(record, ctx, st, progress.reason)
+        elif progress.state == "waiting":
+            if record.status is not RotationStatus.WAITING:
+                record.status = RotationStatus.WAITING
+                record.note(self.clock(), progress.reason, st.name)
+                self._save(record)
+                self._emit("waiting", record, st, progress.reason)
+            if self.interactive:
+                self.sleep(step.poll_interval)
+        else:
+            if self.clock() >= (st.deadline or math.inf):
+                self._fail(record, ctx, st, step.on_deadline(ctx, st))
+                return
+            self._progress(record, st, progress.reason)
+            left = step.poll_interval - (self.clock() - started)
+            if left > 0:
+                self.sleep(left)
+
+    def _watch_candidate(self, ctx: StepContext, progress: Progress, wait: float) -> Progress:
+        """Between traffic steps the candidate's health is still watched."""
+        watch = ctx.watch("background", self.policy.gate)
+        if watch is None:
+            return progress
+        result = watch.poll(max(0.0, wait))
+        if result.verdict is Verdict.FAILED:
+            return Progress.failed(f"health gate failed: {result.reason}")
+        return progress
+
+    def _retry(self, st: StepState) -> None:
+        st.status = StepStatus.PENDING
+        st.acting = False
+        st.acted = False
+        st.reason = ""
+        st.params.pop("healthy_since", None)
+
+    def _fail(self, record: RotationRecord, ctx: StepContext, st: StepState, reason: str) -> None:
+        now = self.clock()
+        st.status = StepStatus.FAILED
+        st.reason = reason
+        st.finished_at = now
+        record.note(now, f"failed: {reason}", st.name)
+        self._emit("step-failed", record, st, reason)
+        if record.rolling_back:
+            # A rollback step is retried until the rollback deadline; then an operator decides.
+            if now < (st.deadline or math.inf):
+                self._retry(st)
+                st.status = StepStatus.RUNNING
+                self._save(record)
+                self.sleep(min(5.0 * max(1, st.attempts), 30.0))
+                return
+            record.status = RotationStatus.FAILED
+            record.reason = f"rollback could not finish: {reason}"
+            self._save(record)
+            self._emit("paused", record, st, record.reason)
+            return
+        if st.kind in RETIRE_KINDS:
+            record.status = RotationStatus.PAUSED
+            record.reason = (f"retiring the old slot failed: {reason} (the new slot serves all "
+                             f"traffic; `rotate resume {record.group}` retries)")
+            self._save(record)
+            self._emit("paused", record, st, record.reason)
+            return
+        if self.policy.on_failure == "pause" and not record.abort_requested:
+            record.status = RotationStatus.PAUSED
+            record.reason = (f"{reason} (policy says pause: `rotate resume {record.group}` "
+                             f"retries the step, `rotate abort {record.group}` rolls back)")
+            self._save(record)
+            self._emit("paused", record, st, record.reason)
+            return
+        self._start_rollback(record, ctx, reason)
+
+    def _start_rollback(self, record: RotationRecord, ctx: StepContext, reason: str) -> None:
+        ctx.close_watches()
+        record.rollback_steps = plan_rollback(
+            record.stable, record.candidate, self.policy.keep_failed_candidate
+        )
+        record.cursor = 0
+        record.status = RotationStatus.ROLLING_BACK
+        record.reason = reason
+        record.note(self.clock(), f"rolling back: {reason}")
+        self._save(record)
+        self._emit("rollback", record, message=reason)
+
+    def _finish(self, record: RotationRecord) -> None:
+        record.finished_at = self.clock()
+        if record.rolling_back:
+            record.status = RotationStatus.ROLLED_BACK
+        else:
+            record.status = RotationStatus.DONE
+            record.reason = ""
+        record.note(record.finished_at, record.status.value)
+        self._save(record)
+        self._emit("finished", record, message=record.reason or record.status.value)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _save(self, record: RotationRecord) -> None:
+        record.writes += 1
+        record.updated_at = self.clock()
+        self.store.save(record.to_dict())
+
+    def _emit(self, kind: str, record: RotationRecord, step: StepState | None = None,
+              message: str = "") -> None:
+        self.on_event(Event(kind, record, step, message))
+
+    def _progress(self, record: RotationRecord, st: StepState, reason: str) -> None:
+        key = (st.name, reason)
+        if key != self._last_progress:
+            self._last_progress = key
+            self._emit("step-progress", record, st, reason)

@@ -1,0 +1,1 @@
+"""Where rotation records and group locks are kept."""

@@ -1,0 +1,194 @@
+"""Rotation records and the group lock in a local folder (the default store).
+
+Layout under the state folder::
+
+    <group>/current.json           the latest rotation's record
+    <group>/history/<id>.json      every rotation (and failover) ever run
+    <group>/control.json           abort / promote requests from other shells
+    <group>/lock                   holder, host, pid, start time; renewed while held
+
+Writes go to a temporary file that is renamed over the target (atomic on
+POSIX). The lock is a file created with O_EXCL; a heartbeat thread renews it.
+A lock whose holder died on this host, or that was not renewed within its
+TTL, is stale: it is reported, and broken only when asked (``--break-lock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rotator.identity import holder as _holder
+from rotator.ports import LockHeld, LockInfo
+
+LOCK_TTL = 60.0
+HEARTBEAT = 10.0
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileLock:
+    def __init__(self, path: Path, info: LockInfo, heartbeat: float):
+        self.path = path
+        self.info = info
+        self._lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew, args=(heartbeat,), name=f"lock-{info.group}", daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self, every: float) -> None:
+        while not self._stop.wait(every):
+            current = _read(self.path)
+            if not current or current.get("token") != self._token():
+                self._lost = True
+                return
+            current["renewed_at"] = time.time()
+            _atomic_write(self.path, current)
+
+    def _token(self) -> str:
+        return f"{self.info.host}:{self.info.pid}:{self.info.started_at}"
+
+    def lost(self) -> bool:
+        return self._lost
+
+    def release(self) -> None:
+        self._stop.set()
+        current = _read(self.path)
+        if current and current.get("token") == self._token():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+class FileRecordStore:
+    def __init__(self, root: Path, *, lock_ttl: float = LOCK_TTL, heartbeat: float = HEARTBEAT,
+                 holder: str | None = None):
+        self.root = Path(root)
+        self.lock_ttl = lock_ttl
+        self.heartbeat = heartbeat
+        self.holder = holder
+
+    def _dir(self, group: str) -> Path:
+        return self.root / group
+
+    # records ---------------------------------------------------------------
+
+    def load(self, group: str) -> dict[str, Any] | None:
+        return _read(self._dir(group) / "current.json")
+
+    def save(self, record: dict[str, Any]) -> None:
+        d = self._dir(record["group"])
+        _atomic_write(d / "history" / f"{record['id']}.json", record)
+        if record.get("kind", "rotation") == "rotation":
+            _atomic_write(d / "current.json", record)
+
+    def history(self, group: str) -> list[dict[str, Any]]:
+        folder = self._dir(group) / "history"
+        records = [r for p in folder.glob("*.json") if (r := _read(p))]
+        return sorted(records, key=lambda r: r.get("created_at", 0))
+
+    # control channel ----------------------------------------------------------
+
+    def read_control(self, group: str) -> dict[str, Any]:
+        return _read(self._dir(group) / "control.json") or {}
+
+    def write_control(self, group: str, rotation_id: str, *, abort: str | None = None,
+                      promote: bool = False) -> dict[str, Any]:
+        d = self._dir(group)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / ".control.lock", "w") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # two shells promoting at once both count
+            control = self.read_control(group)
+            if control.get("rotation_id") != rotation_id:
+                control = {"rotation_id": rotation_id, "abort": None, "promotions": 0}
+            if abort:
+                control["abort"] = abort
+            if promote:
+                control["promotions"] = int(control.get("promotions", 0)) + 1
+            _atomic_write(d / "control.json", control)
+            return control
+
+    # lock ---------------------------------------------------------------------
+
+    def _lock_path(self, group: str) -> Path:
+        return self._dir(group) / "lock"
+
+    def lock_info(self, group: str) -> LockInfo | None:
+        data = _read(self._lock_path(group))
+        if not data:
+            return None
+        return LockInfo(
+            group=group, holder=data["holder"], pid=data["pid"], host=data["host"],
+            started_at=data["started_at"], rotation_id=data.get("rotation_id", ""),
+        )
+
+    def _stale(self, data: dict[str, Any]) -> bool:
+        if data["host"] == socket.gethostname() and not _pid_alive(data["pid"]):
+            return True
+        return time.time() - data.get("renewed_at", data["started_at"]) > self.lock_ttl
+
+    def acquire(self, group: str, rotation_id: str, break_stale: bool = False) -> FileLock:
+        path = self._lock_path(group)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        info = LockInfo(group=group, holder=self.holder or _holder(), pid=os.getpid(),
+                        host=socket.gethostname(), started_at=now, rotation_id=rotation_id)
+        data = {"holder": info.holder, "pid": info.pid, "host": info.host,
+                "started_at": now, "renewed_at": now, "rotation_id": rotation_id,
+                "token": f"{info.host}:{info.pid}:{now}"}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                held = _read(path)
+                if held is None:
+                    continue  # released between our two calls
+                stale = self._stale(held)
+                if stale and break_stale:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                    continue
+                raise LockHeld(self.lock_info(group) or info, stale=stale) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            return FileLock(path, info, self.heartbeat)
+        raise LockHeld(self.lock_info(group) or info)

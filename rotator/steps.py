@@ -1,0 +1,385 @@
+"""Step logic: what each kind of step does and how it knows it is finished.
+
+A step is an idempotent action (run once, re-run after a crash that hit it
+mid-way) plus a check that the engine calls until it reports done, failed or
+waiting. Steps never sleep or loop: the engine owns time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotator.config import GateConfig, GroupConfig, Policy
+from rotator.errors import StepFailed
+from rotator.model import RotationRecord, StepState
+from rotator.ports import (
+    AppDeployer,
+    GateSpec,
+    GateWatch,
+    HealthSource,
+    Infrastructure,
+    ServiceRequirement,
+    SlotOutputs,
+    TrafficRouter,
+    TrafficState,
+    Verdict,
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str  # "running" | "done" | "failed" | "waiting"
+    reason: str = ""
+
+    @classmethod
+    def running(cls, reason: str = "") -> Progress:
+        return cls("running", reason)
+
+    @classmethod
+    def done(cls, reason: str = "") -> Progress:
+        return cls("done", reason)
+
+    @classmethod
+    def failed(cls, reason: str) -> Progress:
+        return cls("failed", reason)
+
+
+def slot_tag(group: str, slot: str) -> str:
+    """The Consul tag a slot's services carry (registered by the slot's tasks)."""
+    return f"{group}-{slot}"
+
+
+def service_name(group: GroupConfig, app: dict[str, Any]) -> str:
+    label = (app.get("labels") or {}).get("SERVICE_NAME")
+    if label:
+        return label
+    path = app["id"].strip("/")
+    return group.consul.service_name.format(name=path.rsplit("/", 1)[-1], path=path.replace("/", "-"))
+
+
+def requirements(group: GroupConfig, apps: list[dict[str, Any]], slot: str,
+                 gate: GateConfig) -> list[ServiceRequirement]:
+    ratio = gate.consul.min_passing_ratio if gate.consul else 1.0
+    out = []
+    for app in apps:
+        wanted = int(app.get("instances", 1))
+        if wanted <= 0:
+            continue
+        out.append(ServiceRequirement(
+            service=service_name(group, app),
+            required=max(1, math.ceil(wanted * ratio)),
+            tag=slot_tag(group.name, slot),
+        ))
+    return out
+
+
+def gate_spec(gate: GateConfig) -> GateSpec:
+    return GateSpec(
+        consecutive_successes=gate.consecutive_successes,
+        failure_threshold=gate.failure_threshold,
+        no_data_seconds=gate.no_data,
+    )
+
+
+@dataclass
+class StepContext:
+    group: GroupConfig
+    policy: Policy
+    record: RotationRecord
+    infra: Infrastructure
+    apps: AppDeployer
+    health: HealthSource
+    traffic: TrafficRouter
+    app_definitions: list[dict[str, Any]]
+    clock: Any
+    guard: Any  # rotator.guards.TrafficGuard: check_destroy(slot, state)
+    interactive: bool = False
+    # live health watches, keyed by purpose; rebuilt after a restart
+    watches: dict[str, GateWatch] = field(default_factory=dict)
+
+    # -- helpers shared by steps
+    def outputs(self, slot: str) -> SlotOutputs:
+        data = self.record.slots.get(slot)
+        if data is None:
+            found = self.infra.read_outputs(slot)
+            if found is None:
+                raise StepFailed(f"slot {slot} has no resources (nothing provisioned)")
+            self.record.slots[slot] = found.to_dict()
+            return found
+        return SlotOutputs.from_dict(data)
+
+    def live_slots(self) -> dict[str, SlotOutputs]:
+        return {s: self.outputs(s) for s in self.record.slots}
+
+    def watch(self, key: str, gate: GateConfig) -> GateWatch | None:
+        if gate.consul is None:
+            return None
+        if key not in self.watches:
+            slot = self.record.candidate
+            reqs = requirements(self.group, self.app_definitions, slot, gate)
+            self.watches[key] = self.health.watch(reqs, gate_spec(gate))
+        return self.watches[key]
+
+    def close_watches(self) -> None:
+        for w in self.watches.values():
+            w.close()
+        self.watches.clear()
+
+    def marathon_unhealthy(self, slot: str) -> list[str]:
+        url = self.outputs(slot).marathon_url
+        ids = [a["id"] for a in self.app_definitions]
+        return [h.app_id for h in self.apps.health(url, ids) if not h.ok]
+
+
+class Step:
+    kind = ""
+    poll_interval = 2.0
+    phase = ""
+
+    def timeout(self, ctx: StepContext, state: StepState) -> float:
+        return float(getattr(ctx.policy.deadlines, self.phase, 600.0))
+
+    def act(self, ctx: StepContext, state: StepState) -> None:
+        """The side effect; idempotent."""
+
+    def check(self, ctx: StepContext, state: StepState, wait: float) -> Progress:
+        return Progress.done()
+
+    def on_deadline(self, ctx: StepContext, state: StepState) -> str:
+        """Clean up after a missed deadline; return what to tell the user."""
+        return f"{state.name}: deadline passed"
+
+
+class Provision(Step):
+    kind, phase = "provision", "provision"
+
+    def act(self, ctx, state):
+        out = ctx.infra.provision(state.params["slot"], ctx.record.ami)
+        ctx.record.slots[state.params["slot"]] = out.to_dict()
+
+
+class Deploy(Step):
+    kind, phase = "deploy", "deploy"
+    poll_interval = 1.0
+
+    def act(self, ctx, state):
+        url = ctx.outputs(state.params["slot"]).marathon_url
+        ctx.record.deployment_ids = ctx.apps.start(url, ctx.app_definitions)
+
+    def check(self, ctx, state, wait):
+        url = ctx.outputs(state.params["slot"]).marathon_url
+        pending = ctx.apps.pending(url, ctx.record.deployment_ids, wait)
+        if pending:
+            return Progress.running(f"{len(pending)} deployment(s) in progress")
+        unhealthy = ctx.marathon_unhealthy(state.params["slot"])
+        if unhealthy:
+            return Progress.running("waiting for healthy tasks: " + ", ".join(unhealthy))
+        return Progress.done(f"{len(ctx.app_definitions)} app(s) running")
+
+    def on_deadline(self, ctx, state):
+        url = ctx.outputs(state.params["slot"]).marathon_url
+        pending = ctx.apps.pending(url, ctx.record.deployment_ids, 0)
+        if pending:
+            ctx.apps.cancel(url, pending)
+        unhealthy = ctx.marathon_unhealthy(state.params["slot"])
+        return ("deploy deadline passed; deployments cancelled; never healthy: "
+                + (", ".join(unhealthy) or "-"))
+
+
+def _gate_progress(ctx: StepContext, key: str, gate: GateConfig, wait: float) -> Progress:
+    watch = ctx.watch(key, gate)
+    if watch is not None:
+        result = watch.poll(wait)
+        if result.verdict is Verdict.FAILED:
+            return Progress.failed(f"health gate failed: {result.reason}")
+        if result.verdict is not Verdict.SUCCESSFUL:
+            return Progress.running(f"{result.verdict.value}: {result.reason}")
+    if gate.marathon is not None and gate.marathon.require_healthy:
+        unhealthy = ctx.marathon_unhealthy(ctx.record.candidate)
+        if unhealthy:
+            return Progress.running("Marathon tasks not healthy: " + ", ".join(unhealthy))
+    return Progress.done("healthy")
+
+
+class Verify(Step):
+    kind, phase = "verify", "verify"
+    poll_interval = 1.0
+
+    def check(self, ctx, state, wait):
+        return _gate_progress(ctx, "verify", ctx.policy.gate, wait)
+
+    def on_deadline(self, ctx, state):
+        return f"{state.name}: still not healthy at the deadline"
+
+
+def _weights(ctx: StepContext, candidate_weight: int) -> dict[str, int]:
+    stable = ctx.record.stable
+    out = {ctx.record.candidate: candidate_weight}
+    if stable is not None:
+        out[stable] = 100 - candidate_weight
+    return out
+
+
+def _world_weights(state: TrafficState) -> dict[str, int]:
+    """Per-slot share now, when every record agrees (None-like {} when they do not)."""
+    seen = {tuple(sorted(w.items())) for w in state.weights.values()}
+    return dict(seen.pop()) if len(seen) == 1 else {}
+
+
+def _set_weights(ctx: StepContext, target: dict[str, int]) -> None:
+    world = _world_weights(ctx.traffic.read())
+    if world and {k: v for k, v in world.items() if v} == {k: v for k, v in target.items() if v}:
+        ctx.record.weights = target
+        return
+    # After a crash between the change and the record's update, the world may
+    # already hold the last intended weights: that is not a hand edit.
+    expected = ctx.record.weights or None
+    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected)
+    ctx.record.weights = target
+
+
+class Shift(Step):
+    kind, phase = "shift", "shift"
+    poll_interval = 1.0
+
+    def act(self, ctx, state):
+        _set_weights(ctx, _weights(ctx, state.params["weight"]))
+
+    def check(self, ctx, state, wait):
+        target = _weights(ctx, state.params["weight"])
+        if not ctx.traffic.settled(target, ctx.live_slots(), wait):
+            return Progress.running("waiting for DNS sync and InService instances")
+        return Progress.done(f"{ctx.record.candidate} carries {state.params['weight']}%")
+
+
+class Pause(Step):
+    kind, phase = "pause", "shift"
+    poll_interval = 1.0
+
+    def timeout(self, ctx, state):
+        return float(state.params["seconds"]) + float(ctx.policy.deadlines.shift)
+
+    def check(self, ctx, state, wait):
+        left = state.started_at + float(state.params["seconds"]) - ctx.clock()
+        if left <= 0:
+            return Progress.done()
+        return Progress.running(f"{left:.0f}s left")
+
+
+class Bake(Pause):
+    kind, phase = "bake", "bake"
+
+    def timeout(self, ctx, state):
+        return float(state.params["seconds"]) + 600.0
+
+
+class Gate(Step):
+    kind, phase = "gate", "shift"
+    poll_interval = 1.0
+
+    def timeout(self, ctx, state):
+        gate = GateConfig.model_validate(state.params["gate"])
+        return gate.timeout or float(ctx.policy.deadlines.shift) + gate.duration
+
+    def check(self, ctx, state, wait):
+        gate = GateConfig.model_validate(state.params["gate"])
+        progress = _gate_progress(ctx, f"gate:{state.name}", gate, wait)
+        if progress.state != "done":
+            state.params.pop("healthy_since", None)
+            return progress
+        since = state.params.setdefault("healthy_since", ctx.clock())
+        held = ctx.clock() - since
+        if held < gate.duration:
+            return Progress.running(f"healthy for {held:.0f}s of {gate.duration:.0f}s")
+        return Progress.done("healthy")
+
+
+class Approve(Step):
+    kind, phase = "approve", "shift"
+    poll_interval = 1.0
+
+    def timeout(self, ctx, state):
+        return math.inf  # an approval waits for a human, however long
+
+    def check(self, ctx, state, wait):
+        if ctx.record.promotions > ctx.record.promotions_used:
+            ctx.record.promotions_used += 1
+            return Progress.done("promoted")
+        return Progress("waiting", "waiting for `rotate promote " + ctx.group.name + "`")
+
+
+class RetireTraffic(Step):
+    kind, phase = "retire-traffic", "retire"
+
+    def act(self, ctx, state):
+        slot = state.params["slot"]
+        out = ctx.outputs(slot) if slot in ctx.record.slots else ctx.infra.read_outputs(slot)
+        drain = ctx.traffic.remove_slot(slot, out)
+        state.params["drain_until"] = ctx.clock() + drain
+
+    def check(self, ctx, state, wait):
+        left = state.params.get("drain_until", 0) - ctx.clock()
+        if left > 0:
+            return Progress.running(f"connection draining, {left:.0f}s left")
+        return Progress.done()
+
+
+class Destroy(Step):
+    kind, phase = "retire-destroy", "retire"
+
+    def act(self, ctx, state):
+        slot = state.params["slot"]
+        ctx.guard.check_destroy(slot, ctx.traffic.read())
+        ctx.infra.destroy(slot)
+        ctx.record.slots.pop(slot, None)
+
+
+class RollbackWeights(Step):
+    kind, phase = "rollback-weights", "rollback"
+    poll_interval = 1.0
+
+    def act(self, ctx, state):
+        target = {state.params["slot"]: 100, ctx.record.candidate: 0}
+        world = _world_weights(ctx.traffic.read())
+        if world.get(ctx.record.candidate, 0) == 0 and not ctx.record.weights.get(
+                ctx.record.candidate):
+            ctx.record.weights = target
+            return  # the candidate never carried traffic
+        ctx.record.weights = {}  # whatever the world holds, put it back on stable
+        ctx.traffic.set_weights(target, ctx.live_slots(), expected=None)
+        ctx.record.weights = target
+
+    def check(self, ctx, state, wait):
+        target = {state.params["slot"]: 100, ctx.record.candidate: 0}
+        if not ctx.traffic.settled(target, ctx.live_slots(), wait):
+            return Progress.running("waiting for the stable slot to carry all traffic")
+        world = _world_weights(ctx.traffic.read())
+        if world.get(ctx.record.candidate, 0) != 0:
+            return Progress.failed(f"weights read back {world}, expected {target}")
+        return Progress.done(f"{state.params['slot']} carries 100%")
+
+
+class RollbackTraffic(RetireTraffic):
+    kind, phase = "rollback-traffic", "rollback"
+
+
+class RollbackDestroy(Destroy):
+    kind, phase = "rollback-destroy", "rollback"
+
+
+class RollbackKeep(Step):
+    kind, phase = "rollback-keep", "rollback"
+
+
+STEPS: dict[str, Step] = {
+    s.kind: s
+    for s in (Provision(), Deploy(), Verify(), Shift(), Pause(), Bake(), Gate(), Approve(),
+              RetireTraffic(), Destroy(), RollbackWeights(), RollbackTraffic(),
+              RollbackDestroy(), RollbackKeep())
+}
+
+# Steps during which the candidate's health keeps being watched: a service
+# turning critical then triggers the policy's failure action.
+WATCHED_KINDS = {"shift", "pause", "gate", "approve", "bake"}

@@ -1,0 +1,67 @@
+"""Builds an engine over the fakes, and drives it through crashes like a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rotator.config import Policy, Project
+from rotator.engine import Engine
+from rotator.model import RotationRecord, RotationStatus
+from tests.fakes import (
+    Crash,
+    FakeApps,
+    FakeGuard,
+    FakeHealth,
+    FakeInfra,
+    FakeTraffic,
+    FakeWorld,
+    MemoryStore,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = Project(ROOT)
+GROUP = PROJECT.group("prd-cn")
+APPS = [
+    {**app, "id": f"{GROUP.marathon.root_group}/{app['id']}"} for _, app in PROJECT.apps(GROUP)
+]
+
+
+def policy(name: str, **changes) -> Policy:
+    p = PROJECT.policy(name)
+    return p.model_copy(update=changes) if changes else p
+
+
+def engine(world: FakeWorld, store: MemoryStore, pol: Policy, *, interactive=False,
+           events=None) -> Engine:
+    return Engine(
+        group=GROUP, policy=pol, infra=FakeInfra(world), apps=FakeApps(world),
+        health=FakeHealth(world), traffic=FakeTraffic(world), store=store, guard=FakeGuard(),
+        app_definitions=APPS, clock=world.clock, sleep=world.clock.sleep,
+        on_event=events.append if events is not None else None, interactive=interactive,
+    )
+
+
+def run_to_end(world: FakeWorld, store: MemoryStore, pol: Policy, ami: str = "ami-0123abcd",
+               max_resumes: int = 20) -> RotationRecord:
+    """Start a rotation; after every crash or stop, resume it (promoting at approvals)."""
+    def after_crash() -> RotationRecord | None:
+        store.died()
+        data = store.load(GROUP.name)
+        return RotationRecord.from_dict(data) if data else None
+
+    try:
+        record = engine(world, store, pol).start(ami)
+    except Crash:
+        record = after_crash()
+        if record is None:  # died before the first write: nothing happened yet
+            return run_to_end(world, store, pol, ami, max_resumes)
+    for _ in range(max_resumes):
+        if record.status.terminal:
+            return record
+        if record.status is RotationStatus.WAITING:
+            store.write_control(GROUP.name, record.id, promote=True)
+        try:
+            record = engine(world, store, pol).resume()
+        except Crash:
+            record = after_crash()
+    raise AssertionError(f"rotation did not end: {store.load(GROUP.name)}")

@@ -1,0 +1,265 @@
+"""The engine over in-memory fakes: happy paths, failures, crashes, abort, promote, lock."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.errors import InputError, StepFailed
+from rotator.model import RotationStatus, StepStatus
+from rotator.ports import LockHeld
+from tests.engine_harness import GROUP, engine, policy, run_to_end
+from tests.fakes import Crash, FakeWorld, MemoryStore, transient
+
+
+@pytest.fixture
+def world():
+    w = FakeWorld()
+    w.seed_live("blue")
+    return w
+
+
+@pytest.fixture
+def store(world):
+    return MemoryStore(world)
+
+
+def assert_rotated(world: FakeWorld, record) -> None:
+    assert record.status is RotationStatus.DONE, record.reason
+    assert world.weights == {"green": 100}
+    assert sorted(world.slots) == ["green"]
+    assert world.registered == {"green": ["i-green-p1", "i-green-p2"]}
+    assert world.slots["green"].ami == record.ami
+    assert world.violations == []
+
+
+def assert_rolled_back(world: FakeWorld, record) -> None:
+    assert record.status is RotationStatus.ROLLED_BACK
+    assert world.weights.get("blue") == 100 and not world.weights.get("green")
+    assert sorted(world.slots) == ["blue"]
+    assert list(world.registered) == ["blue"]
+    assert world.violations == []
+
+
+def test_blue_green_happy_path(world, store):
+    events = []
+    record = engine(world, store, policy("blue-green"), events=events).start("ami-0123abcd")
+    assert_rotated(world, record)
+    names = [s.name for s in record.steps]
+    assert names == [
+        "provision green", "deploy apps to green", "verify green health",
+        "shift 100% to green", "bake 5.0s", "retire blue: out of traffic", "retire blue: destroy",
+    ]
+    assert all(s.status is StepStatus.DONE for s in record.steps)
+    assert record.stable_ami == "ami-00000001"
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert store.history(GROUP.name)[-1]["status"] == "done"
+
+
+def test_first_build_of_an_empty_group_goes_straight_to_100():
+    world = FakeWorld()
+    store = MemoryStore(world)
+    record = engine(world, store, policy("canary")).start("ami-0123abcd")
+    assert record.status is RotationStatus.DONE
+    assert record.stable is None and record.candidate == "blue"
+    assert [s.kind for s in record.steps] == ["provision", "deploy", "verify", "shift"]
+    assert world.weights == {"blue": 100}
+
+
+def test_canary_walks_the_weights_and_waits_for_promotion(world, store):
+    pol = policy("canary")
+    record = engine(world, store, pol).start("ami-0123abcd")
+    assert record.status is RotationStatus.WAITING  # exit 4 without a terminal
+    assert world.weights == {"green": 25, "blue": 75}
+    assert not store.locks, "the lock is released while waiting for an operator"
+    store.write_control(GROUP.name, record.id, promote=True)
+    record = engine(world, store, pol).resume()
+    assert_rotated(world, record)
+    shifts = [s["weights"] for s in store.snapshots]
+    seen = []
+    for w in shifts:
+        if w.get("green") and w.get("green") not in seen:
+            seen.append(w["green"])
+    assert seen == [5, 25, 50, 100]
+
+
+def test_interactive_approval_waits_in_process_until_promoted(world, store):
+    pol = policy("canary")
+    eng = engine(world, store, pol, interactive=True)
+    original_sleep = world.clock.sleep
+    promoted = []
+
+    def sleep(seconds):
+        rec = store.load(GROUP.name)
+        if rec["status"] == "waiting" and not promoted:
+            promoted.append(True)
+            store.write_control(GROUP.name, rec["id"], promote=True)
+        original_sleep(seconds)
+
+    eng.sleep = sleep
+    record = eng.start("ami-0123abcd")
+    assert promoted and record.promotions == 1
+    assert_rotated(world, record)
+
+
+@pytest.mark.parametrize("op", ["provision", "deploy", "set_weights"])
+def test_a_failure_at_each_step_rolls_back(world, store, op):
+    world.faults[op] = [StepFailed(f"{op} broke")]
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert_rolled_back(world, record)
+    assert f"{op} broke" in record.reason
+    assert [s.kind for s in record.rollback_steps] == [
+        "rollback-weights", "rollback-traffic", "rollback-destroy"]
+
+
+def test_unhealthy_candidate_at_verify_rolls_back(world, store):
+    world.fail_health_after["green"] = 0
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert_rolled_back(world, record)
+    assert "health gate failed" in record.reason
+
+
+@pytest.mark.parametrize("polls", [3, 8, 14])
+def test_candidate_turning_unhealthy_during_shift_or_bake_rolls_back(world, store, polls):
+    world.fail_health_after["green"] = polls
+    record = engine(world, store, policy("canary")).start("ami-0123abcd")
+    if record.status is RotationStatus.WAITING:
+        store.write_control(GROUP.name, record.id, promote=True)
+        record = engine(world, store, policy("canary")).resume()
+    assert_rolled_back(world, record)
+    assert "web: 0/2 passing" in record.reason
+
+
+def test_deploy_deadline_cancels_and_rolls_back(world, store):
+    world.deploy_ticks = 10_000
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert_rolled_back(world, record)
+    assert "deploy deadline passed" in record.reason
+
+
+def test_transient_faults_are_retried_within_the_step(world, store):
+    world.faults["provision"] = [transient("provision"), transient("provision")]
+    world.faults["set_weights"] = [transient("set_weights")]
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert_rotated(world, record)
+    assert record.steps[0].attempts == 3
+
+
+def test_retire_failure_pauses_without_rolling_back_then_resume_finishes(world, store):
+    world.faults["destroy"] = [StepFailed("DependencyViolation")]
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert record.status is RotationStatus.PAUSED
+    assert world.weights == {"green": 100}
+    record = engine(world, store, policy("blue-green")).resume()
+    assert_rotated(world, record)
+
+
+def test_on_failure_pause_stops_for_an_operator(world, store):
+    pol = policy("blue-green", on_failure="pause")
+    world.faults["deploy"] = [StepFailed("marathon said no")]
+    record = engine(world, store, pol).start("ami-0123abcd")
+    assert record.status is RotationStatus.PAUSED
+    assert "marathon said no" in record.reason
+    record = engine(world, store, pol).resume()  # retries the failed step
+    assert_rotated(world, record)
+
+
+def test_abort_during_shift_rolls_back(world, store):
+    pol = policy("canary")
+    record = engine(world, store, pol).start("ami-0123abcd")
+    assert record.status is RotationStatus.WAITING
+    store.write_control(GROUP.name, record.id, abort="bad canary metrics")
+    record = engine(world, store, pol).resume()
+    assert_rolled_back(world, record)
+    assert "aborted: bad canary metrics" in record.reason
+
+
+def test_abort_while_running_is_acted_on_between_steps(world, store):
+    pol = policy("canary")
+    eng = engine(world, store, pol)
+    original = world.clock.sleep
+
+    def sleep(seconds):
+        rec = store.load(GROUP.name)
+        if rec and rec["weights"].get("green") == 5:
+            store.write_control(GROUP.name, rec["id"], abort="operator")
+        original(seconds)
+
+    eng.sleep = sleep
+    record = eng.start("ami-0123abcd")
+    assert_rolled_back(world, record)
+
+
+def test_lock_held_by_another_is_refused_with_the_holder(world, store):
+    store.acquire(GROUP.name, "prd-cn-other")
+    with pytest.raises(LockHeld) as exc:
+        engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert exc.value.exit_code == 3
+    assert "ops@bastion" in str(exc.value) and "4242" in str(exc.value)
+    assert world.calls == []
+
+
+def test_a_new_rotation_is_refused_while_one_is_unfinished(world, store):
+    record = engine(world, store, policy("canary")).start("ami-0123abcd")
+    assert record.status is RotationStatus.WAITING
+    with pytest.raises(Exception, match="rotate resume"):
+        engine(world, store, policy("canary")).start("ami-0fedcba9")
+
+
+def test_resume_refuses_a_changed_policy(world, store):
+    record = engine(world, store, policy("canary")).start("ami-0123abcd")
+    assert record.status is RotationStatus.WAITING
+    with pytest.raises(InputError, match="changed since"):
+        engine(world, store, policy("canary", retain_stable=99.0)).resume()
+
+
+def test_lost_lock_stops_before_the_next_change(world, store):
+    pol = policy("blue-green")
+    eng = engine(world, store, pol)
+    original = world.clock.sleep
+
+    def sleep(seconds):
+        store.lose_lock = True
+        original(seconds)
+
+    eng.sleep = sleep
+    with pytest.raises(Exception, match="lost the lock"):
+        eng.start("ami-0123abcd")
+    assert world.weights == {"blue": 100}
+
+
+def count_saves(pol) -> int:
+    w = FakeWorld()
+    w.seed_live("blue")
+    s = MemoryStore(w)
+    run_to_end(w, s, pol)
+    return s.saves
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_crash_at_every_record_write_then_resume_ends_cleanly(before):
+    pol = policy("blue-green")
+    total = count_saves(pol)
+    assert total > 15
+    for n in range(1, total + 1):
+        world = FakeWorld()
+        world.seed_live("blue")
+        store = MemoryStore(world)
+        store.crash_at, store.crash_before_write = n, before
+        record = run_to_end(world, store, pol)
+        assert_rotated(world, record)
+
+
+def test_crash_during_rollback_then_resume_finishes_the_rollback():
+    pol = policy("blue-green")
+    for n in range(1, 40):
+        world = FakeWorld()
+        world.seed_live("blue")
+        world.fail_health_after["green"] = 4
+        store = MemoryStore(world)
+        store.crash_at = n
+        try:
+            record = run_to_end(world, store, pol)
+        except Crash:  # pragma: no cover
+            raise
+        assert_rolled_back(world, record)
