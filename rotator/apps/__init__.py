@@ -1,0 +1,1 @@
+"""Deploying a group's apps (Marathon)."""
