@@ -31,9 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     core = ConsulCore(args.datacenter or ["dc1"], node_name=args.node_name, acl_token=args.acl_token)
     print(f"consul emulator on http://{args.host}:{args.port} "
           f"datacenters={','.join(core.datacenters)}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(core), host=args.host, port=args.port,
+                                           log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=1))
+    original_exit = server.handle_exit
+
+    def handle_exit(sig: int, frame: object) -> None:
+        original_exit(sig, frame)
+        core.notifier.close()  # blocked queries answer now, so shutdown is prompt
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
     try:
-        uvicorn.run(create_app(core), host=args.host, port=args.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=1)
+        server.run()
     finally:
         core.close()
     return 0

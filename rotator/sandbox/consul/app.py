@@ -104,7 +104,7 @@ def create_app(core: ConsulCore) -> Starlette:
             try:
                 index, data = query()
                 remaining = deadline - loop.time()
-                if max(index, 1) > min_index or remaining <= 0:
+                if max(index, 1) > min_index or remaining <= 0 or core.notifier.closed:
                     return max(index, 1), data
                 await sub.wait(remaining)
             finally:

@@ -41,6 +41,14 @@ class ChangeNotifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Release every blocked query (server shutdown); later waits return at once."""
+        with self._lock:
+            self.closed = True
+            topics = list(self._waiters)
+        self.notify(topics)
 
     def subscribe(self, topics: Iterable[str]) -> Subscription:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

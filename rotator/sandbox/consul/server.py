@@ -45,6 +45,7 @@ class ConsulServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
+        self.core.notifier.close()  # blocked queries answer now instead of at their wait
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._sock.close()

@@ -1,0 +1,266 @@
+"""Rotation records and the per-group lock on Consul KV.
+
+Layout under ``<prefix>/<group>/``:
+
+* ``record``          the current rotation record (JSON), written with check-and-set;
+* ``history/<id>``    the latest version of every rotation, for ``history()``;
+* ``lock``            held through a session (TTL, renewed by a heartbeat);
+                      its value names the holder, shown to whoever is refused;
+* ``live``            what serves now (slot, AMI, weights) for confd-style templates.
+
+The lock's session uses behaviour ``delete``: when a holder dies its session
+expires and the key, holder details included, disappears after lock-delay.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import consul
+from consul.callback import CB
+
+from rotator.errors import RotatorError, TransientError
+from rotator.ports import LockHeld, LockInfo
+
+
+class RecordConflict(RotatorError):
+    """Another writer changed the group's record since this process last read or wrote it."""
+
+    exit_code = 3
+
+
+class ConsulStoreError(TransientError):
+    """Consul could not be asked (unreachable, 5xx, refused token)."""
+
+
+class ConsulLock:
+    """A held group lock. ``lost()`` turns True as soon as the session cannot be trusted."""
+
+    def __init__(self, store: ConsulRecordStore, group: str, key: str, session_id: str):
+        self._store = store
+        self.group = group
+        self.key = key
+        self.session_id = session_id
+        self._clock = store.clock
+        self._last_renewed = self._clock()
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
+                                        name=f"consul-lock-{group}")
+        self._thread.start()
+
+    def _heartbeat(self) -> None:
+        client = self._store.client()
+        interval = self._store.session_ttl / 3
+        while not self._stop.wait(interval):
+            try:
+                client.session.renew(self.session_id)
+            except consul.NotFound:
+                self._lost.set()  # the session expired or was destroyed: the lock is gone
+                return
+            except Exception:  # transient: retry until the TTL runs out
+                if self._clock() - self._last_renewed >= self._store.session_ttl:
+                    self._lost.set()
+                    return
+                continue
+            self._last_renewed = self._clock()
+
+    def lost(self) -> bool:
+        if self._lost.is_set():
+            return True
+        # A stalled heartbeat is as bad as a failed one.
+        if self._clock() - self._last_renewed >= self._store.session_ttl:
+            self._lost.set()
+        return self._lost.is_set()
+
+    def release(self) -> None:
+        """Unlock, remove the holder details, end the session (no lock-delay for the next one)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        client = self._store.client()
+        try:
+            if client.kv.put(self.key, "", release=self.session_id):
+                index, entry = client.kv.get(self.key)
+                if entry is not None and not entry.get("Session"):
+                    client.kv.delete(self.key, cas=entry["ModifyIndex"])
+        except consul.ConsulException:
+            pass  # the session is gone already; destroying it below is still right
+        try:
+            client.session.destroy(self.session_id)
+        except Exception as exc:
+            raise ConsulStoreError(f"could not end the lock session of {self.group!r} "
+                                   f"at {self._store.address}: {type(exc).__name__}") from None
+        finally:
+            self._lost.set()
+
+
+class ConsulRecordStore:
+    """``RecordStore`` on Consul KV. The token travels as a header and is never logged."""
+
+    def __init__(
+        self,
+        address: str,
+        datacenter: str | None = None,
+        token: str | None = None,
+        *,
+        prefix: str = "rotator",
+        session_ttl: float = 15.0,
+        lock_delay: float = 15.0,
+        request_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        parts = urlsplit(address if "://" in address else f"http://{address}")
+        self.address = f"{parts.scheme}://{parts.hostname}:{parts.port or 8500}"
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port or 8500
+        self.datacenter = datacenter
+        self._token = token
+        self.prefix = prefix.strip("/")
+        self.session_ttl = session_ttl
+        self.lock_delay = lock_delay
+        self.request_timeout = request_timeout
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.sleep = sleep
+        self._indexes: dict[str, int] = {}  # group -> ModifyIndex of the record we last saw
+        self._mutex = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ConsulRecordStore({self.address!r}, prefix={self.prefix!r})"
+
+    def client(self) -> consul.Consul:
+        return consul.Consul(host=self._host, port=self._port, scheme=self._scheme,
+                             token=self._token, dc=self.datacenter,
+                             connections_timeout=self.request_timeout)
+
+    def _key(self, group: str, *rest: str) -> str:
+        return "/".join([self.prefix, group, *rest])
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except consul.ACLPermissionDenied:
+            raise ConsulStoreError(f"consul at {self.address} refused to {what} (403: check the token)") from None
+        except consul.ConsulException as exc:
+            raise ConsulStoreError(f"consul at {self.address} failed to {what}: {str(exc)[:200]}") from None
+        except OSError as exc:  # requests' errors derive from OSError
+            raise ConsulStoreError(f"consul at {self.address} unreachable ({what}): "
+                                   f"{type(exc).__name__}") from None
+
+    # ------------------------------------------------------------------ records
+
+    def load(self, group: str) -> dict[str, Any] | None:
+        _, entry = self._call("read a record", lambda: self.client().kv.get(self._key(group, "record")))
+        with self._mutex:
+            if entry is None:
+                self._indexes[group] = 0
+                return None
+            self._indexes[group] = entry["ModifyIndex"]
+        return json.loads(entry["Value"] or b"null")
+
+    def save(self, record: dict[str, Any]) -> None:
+        group, rotation_id = record.get("group"), record.get("id")
+        if not group or not rotation_id:
+            raise ValueError("a rotation record needs 'id' and 'group'")
+        client = self.client()
+        key = self._key(group, "record")
+        with self._mutex:
+            expected = self._indexes.get(group)
+        if expected is None:  # first write from this process: learn the current index
+            _, entry = self._call("read a record", lambda: client.kv.get(key))
+            expected = entry["ModifyIndex"] if entry else 0
+        body = json.dumps(record, sort_keys=True)
+        ok = self._call("write a record", lambda: client.kv.put(key, body, cas=expected))
+        if not ok:
+            raise RecordConflict(
+                f"the rotation record of group {group!r} was changed by another writer "
+                f"since this process read it; not overwriting it (re-read with `rotate status`)")
+        _, entry = self._call("read a record", lambda: client.kv.get(key))
+        with self._mutex:
+            self._indexes[group] = entry["ModifyIndex"] if entry else 0
+        self._call("write history", lambda: client.kv.put(
+            self._key(group, "history", str(rotation_id)), body))
+
+    def history(self, group: str) -> list[dict[str, Any]]:
+        _, entries = self._call("read history", lambda: self.client().kv.get(
+            self._key(group, "history") + "/", recurse=True))
+        entries = sorted(entries or [], key=lambda e: e["CreateIndex"])
+        return [json.loads(e["Value"]) for e in entries if e.get("Value")]
+
+    def publish_live(self, group: str, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, sort_keys=True)
+        self._call("publish the live slot", lambda: self.client().kv.put(self._key(group, "live"), body))
+
+    # ------------------------------------------------------------------ lock
+
+    def lock_info(self, group: str) -> LockInfo | None:
+        _, entry = self._call("read the lock", lambda: self.client().kv.get(self._key(group, "lock")))
+        if entry is None or not entry.get("Session"):
+            return None
+        return _lock_info(group, entry)
+
+    def acquire(self, group: str, rotation_id: str, break_stale: bool = False) -> ConsulLock:
+        """Take the group's lock or raise LockHeld naming the holder.
+
+        A Consul lock cannot go stale (the holder's session expires), so
+        ``break_stale`` has nothing to break; a key left in lock-delay by a
+        dead holder is waited out (at most ``lock_delay`` seconds).
+        """
+        client = self.client()
+        key = self._key(group, "lock")
+        host = socket.gethostname()
+        info = {"group": group, "holder": f"{_user()}@{host}", "pid": os.getpid(), "host": host,
+                "started_at": self.wall_clock(), "rotation_id": rotation_id}
+        session_id = self._call("create a lock session", lambda: client.http.put(
+            CB.json(is_id=True), "/v1/session/create",
+            params=[("dc", self.datacenter)] if self.datacenter else [],
+            headers=client.prepare_headers(),
+            data=json.dumps({"Name": f"rotator-lock-{group}", "TTL": f"{self.session_ttl}s",
+                             "LockDelay": f"{self.lock_delay}s", "Behavior": "delete"})))
+        give_up = self.clock() + self.lock_delay + 1.0
+        try:
+            while True:
+                if self._call("take the lock", lambda: client.kv.put(
+                        key, json.dumps(info), acquire=session_id)):
+                    return ConsulLock(self, group, key, session_id)
+                _, entry = self._call("read the lock", lambda: client.kv.get(key))
+                if entry is not None and entry.get("Session"):
+                    raise LockHeld(_lock_info(group, entry))
+                # Unheld but refused: the previous holder's lock-delay is still running.
+                if self.clock() >= give_up:
+                    raise LockHeld(LockInfo(group=group, holder="(a holder that just ended)", pid=0,
+                                            host="", started_at=self.wall_clock()))
+                self.sleep(min(0.25, self.lock_delay))
+        except BaseException:
+            try:
+                client.session.destroy(session_id)
+            except Exception:
+                pass
+            raise
+
+
+def _lock_info(group: str, entry: dict[str, Any]) -> LockInfo:
+    try:
+        data = json.loads(entry.get("Value") or b"{}")
+    except ValueError:
+        data = {}
+    return LockInfo(group=group, holder=str(data.get("holder", "unknown")),
+                    pid=int(data.get("pid", 0)), host=str(data.get("host", "")),
+                    started_at=float(data.get("started_at", 0.0)),
+                    rotation_id=str(data.get("rotation_id", "")))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
