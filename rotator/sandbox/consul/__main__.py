@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import uvicorn
@@ -34,11 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(core), host=args.host, port=args.port,
                                            log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=1))
-    original_exit = server.handle_exit
 
     def handle_exit(sig: int, frame: object) -> None:
-        original_exit(sig, frame)
-        core.notifier.close()  # blocked queries answer now, so shutdown is prompt
+        # A second SIGINT forces the exit; blocked queries are released at once so the
+        # graceful shutdown is prompt, and the process then exits 0 (not re-raising the signal).
+        server.force_exit = server.should_exit and sig == signal.SIGINT
+        server.should_exit = True
+        core.notifier.close()
 
     server.handle_exit = handle_exit  # type: ignore[method-assign]
     try:
