@@ -52,8 +52,10 @@ class GroupTrafficRouter:
         expected: dict[str, int] | None = None,
     ) -> None:
         validate_weights(weights)
-        # check for hand-made changes before anything moves, not after step 1
-        self.dns.check_expected(self.dns.read().weights, weights, expected)
+        # hand-made changes and unhealthy targets are refused before anything moves
+        current = self.dns.read().weights
+        self.dns.check_expected(current, weights, expected)
+        self.dns.guard_increases(current, weights, slots)
         self.elbs.register_phase(weights, slots)
         self.dns.set_weights(weights, slots, expected)
         self.elbs.deregister_phase(weights, slots)

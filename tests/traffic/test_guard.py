@@ -1,0 +1,103 @@
+"""The traffic guard refuses every unsafe move, whoever asks, and nothing changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.errors import Refused
+from rotator.ports import TrafficState
+
+WRITES = (
+    "route53:ChangeResourceRecordSets",
+    "elb:RegisterInstancesWithLoadBalancer",
+    "elb:DeregisterInstancesFromLoadBalancer",
+)
+
+
+def writes(w) -> dict[str, int]:
+    return {k: v for k, v in w.emulator.calls().items() if k in WRITES}
+
+
+@pytest.mark.parametrize("verdict", [False, None])
+def test_no_weight_on_a_slot_whose_services_fail_or_are_unknown(prd_cn, verdict):
+    w, router, slots, _, _ = prd_cn
+    w.services["green"] = verdict
+    with pytest.raises(Refused, match="green") as refusal:
+        router.set_weights({"blue": 95, "green": 5}, slots, {"blue": 100})
+    assert ("unknown" if verdict is None else "not passing") in str(refusal.value)
+    assert refusal.value.exit_code == 3
+    assert writes(w) == {}
+
+
+def test_no_weight_on_a_slot_without_in_service_instances(prd_cn):
+    w, router, slots, _, _ = prd_cn
+    green = slots["green"]
+    for ids in green.instances.values():
+        for instance_id in ids:
+            w.emulator.set_instance_health(green.elb_name, instance_id, "OutOfService")
+    with pytest.raises(Refused, match="no InService instance"):
+        router.set_weights({"blue": 95, "green": 5}, slots, {"blue": 100})
+    assert writes(w) == {}
+
+
+def test_weight_may_leave_an_unhealthy_slot(prd_cn):
+    """Moving weight away from a failing slot is never refused (that is the rollback)."""
+    w, router, slots, _, records = prd_cn
+    router.set_weights({"blue": 75, "green": 25}, slots, {"blue": 100})
+    w.services["green"] = False
+    router.set_weights({"blue": 100, "green": 0}, slots, {"blue": 75, "green": 25})
+    assert all(v == {"blue": 100, "green": 0} for v in router.read().weights.values())
+
+
+def test_last_in_service_instances_are_never_deregistered(prd_cn):
+    w, router, slots, _, _ = prd_cn
+    edge = w.n("prd-cn-edge")
+    # blue alone in the edge ELB: taking it out would leave nothing
+    with pytest.raises(Refused, match="last InService"):
+        router.elbs.remove_slot("blue", slots["blue"])
+    # green registered too, but OutOfService: blue is still the last InService
+    router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
+    for instance_id in slots["green"].instances["proxy"]:
+        w.emulator.set_instance_health(edge, instance_id, "OutOfService")
+    w.emulator.reset_calls()
+    with pytest.raises(Refused, match="last InService"):
+        router.elbs.remove_slot("blue", slots["blue"])
+    assert writes(w) == {}
+    assert set(slots["blue"].instances["proxy"]) & set(w.members(edge))
+
+
+def test_records_carrying_weight_are_never_removed(prd_cn):
+    w, router, slots, _, _ = prd_cn
+    router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
+    w.emulator.reset_calls()
+    with pytest.raises(Refused, match="carry weight"):
+        router.remove_slot("blue", slots["blue"])
+    assert writes(w) == {}
+
+
+def test_destroy_refused_while_weight_or_registrations_remain(prd_cn):
+    w, router, slots, _, _ = prd_cn
+    router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
+    with pytest.raises(Refused, match="weight"):
+        router.check_destroy("green")
+    router.set_weights({"blue": 0, "green": 100}, slots, {"blue": 50, "green": 50})
+    # weight 0 and no registrations left for blue; green is live
+    router.check_destroy("blue")
+    with pytest.raises(Refused):
+        router.check_destroy("green")
+    # registrations alone are enough to refuse
+    state = TrafficState(weights={"r": {"blue": 0}}, registrations={"edge": {"blue": ["i-1"]}})
+    with pytest.raises(Refused, match="still registered"):
+        router.guard.check_destroy("blue", state)
+
+
+def test_retire_deletes_only_the_old_slot_and_returns_draining(prd_cn):
+    w, router, slots, zones, records = prd_cn
+    router.set_weights({"blue": 0, "green": 100}, slots, {"blue": 100})
+    drain = router.remove_slot("blue", slots["blue"])
+    assert drain == 45
+    for zone, spec in zip([zones["demo"], zones["demo"], zones["internal"]], records, strict=True):
+        assert w.weights(zone, spec.fqdn, spec.type) == {"prd-cn-green": 100}
+    state = router.read()
+    assert state.slot_weight("green") == 300 and "blue" not in str(state.weights)
+    router.check_destroy("blue")
