@@ -245,7 +245,9 @@ class Route53Router:
 
     def _slot_of(self, set_id: str) -> str | None:
         prefix = self._prefix()
-        return set_id[len(prefix):] if set_id.startswith(prefix) else None
+        slot = set_id[len(prefix):] if set_id.startswith(prefix) else ""
+        # "prd-sg-blue" is not a slot of group "prd": slot names hold no hyphen
+        return slot if slot and "-" not in slot else None
 
     def read_sets(self) -> dict[str, dict[str, dict[str, Any]]]:
         """record key -> slot -> the group's weighted record set as Route53 holds it."""

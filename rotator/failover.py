@@ -1,0 +1,244 @@
+"""Master/slave failover: move all weight of a pair's shared records to one group.
+
+Both groups of a pair (``prd-sg-master`` / ``prd-sg-slave``) list the same
+records; each has weighted sets ``<group>-<slot>``. A failover puts weight 100
+on the target group's live slot and 0 on every other set of the pair, in one
+batch per hosted zone, then verifies by reading back.
+
+Health gates:
+- the target is always checked, ``force`` or not: its services must pass
+  (``services_passing(group, slot)``; None = unknown = refuse), its slot ELB and
+  its edge ELBs must have InService instances;
+- the source is checked unless ``force``: its health must be observable (its
+  services' verdict known, its edge ELBs readable). A source observed failing is
+  the reason to fail over and is not a refusal; a source that cannot be observed
+  at all (region down) needs ``force``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rotator.errors import Refused, RotatorError, StepFailed
+from rotator.ports import SlotOutputs, TrafficState
+from rotator.traffic import elb_reads
+from rotator.traffic.calls import AwsCalls
+from rotator.traffic.route53 import (
+    AliasZones,
+    ZoneDirectory,
+    comparable,
+    read_record_sets,
+    submit,
+    wait_insync,
+    weighted_record_set,
+)
+from rotator.traffic.spec import ElbSpec, RecordSpec, set_identifier
+
+SLOTS = ("blue", "green")
+PairServices = Callable[[str, str], "bool | None"]  # (group, slot) -> passing?
+
+
+@dataclass(frozen=True)
+class PairSide:
+    """One group of the pair as the failover sees it."""
+
+    group: str
+    slot: str | None  # the group's live slot (None: unknown, e.g. a source that is down)
+    outputs: SlotOutputs | None = None
+    elbs: list[ElbSpec] = field(default_factory=list)
+    elb: Any = None  # boto3 classic ELB client of the group's region
+
+
+def _edge_in_service(calls: AwsCalls, side: PairSide) -> dict[str, int]:
+    return {
+        spec.name: len(elb_reads.in_service(elb_reads.instance_health(calls, side.elb, spec.name)))
+        for spec in side.elbs
+    }
+
+
+def check_target(calls: AwsCalls, target: PairSide, services_passing: PairServices) -> dict:
+    who = f"{target.group}/{target.slot}"
+    if target.slot is None or target.outputs is None:
+        raise Refused(f"failover refused: target {target.group} has no live slot with outputs")
+    verdict = services_passing(target.group, target.slot)
+    if verdict is not True:
+        reason = "unknown" if verdict is None else "not passing"
+        raise Refused(f"failover refused: target {who} services are {reason}")
+    slot_elb = len(elb_reads.in_service(
+        elb_reads.instance_health(calls, target.elb, target.outputs.elb_name)))
+    if not slot_elb:
+        raise Refused(f"failover refused: target {who} ELB {target.outputs.elb_name} "
+                      "has no InService instance")
+    edges = _edge_in_service(calls, target)
+    empty = [name for name, n in edges.items() if n == 0]
+    if empty:
+        raise Refused(f"failover refused: target {who} edge ELB(s) {empty} have no InService "
+                      "instance")
+    return {"services": "passing", "slot_elb_in_service": slot_elb, "edge_in_service": edges}
+
+
+def observe_source(calls: AwsCalls, source: PairSide, services_passing: PairServices) -> dict:
+    """The source's health as far as it can be seen; Refused when it cannot be seen at all."""
+    verdict = services_passing(source.group, source.slot) if source.slot else None
+    if verdict is None:
+        raise Refused(
+            f"failover refused: the health of source {source.group} cannot be observed "
+            "(services unknown); use force if it is down"
+        )
+    try:
+        edges = _edge_in_service(calls, source)
+    except (ClientError, BotoCoreError, RotatorError) as exc:
+        raise Refused(
+            f"failover refused: the ELBs of source {source.group} cannot be read "
+            f"({type(exc).__name__}); use force if it is down"
+        ) from exc
+    return {"services": "passing" if verdict else "failing", "edge_in_service": edges}
+
+
+def move_pair_weight(
+    calls: AwsCalls,
+    route53: Any,
+    records: list[RecordSpec],
+    groups: tuple[str, str],
+    target: PairSide,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    change_timeout: float,
+    poll_interval: float,
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """All weight of the records to the target's live set; (weights before, after) by set id."""
+    ours = {set_identifier(g, s) for g in groups for s in SLOTS}
+    live = set_identifier(target.group, target.slot or "")
+    zones = ZoneDirectory(route53, calls)
+    alias_zone = AliasZones(target.elb, calls)
+    by_zone: dict[str, list[RecordSpec]] = {}
+    for spec in records:
+        by_zone.setdefault(spec.zone_name, []).append(spec)
+
+    def read() -> dict[str, dict[str, dict]]:
+        result = {}
+        for zone_name, specs in by_zone.items():
+            found = read_record_sets(calls, route53, zones.zone_id(zone_name),
+                                     [(s.fqdn, s.type) for s in specs])
+            for spec in specs:
+                result[spec.key] = {i: r for i, r in found[(spec.fqdn, spec.type)].items()
+                                    if i in ours}
+        return result
+
+    def weights_of(sets: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
+        return {k: {i: int(r.get("Weight", 0)) for i, r in v.items()} for k, v in sets.items()}
+
+    before_sets = read()
+    change_ids = []
+    for zone_name, specs in by_zone.items():
+        groups_of_changes = []
+        for spec in specs:
+            existing = before_sets[spec.key]
+            desired = {i: {**r, "Weight": 0} for i, r in existing.items() if i != live}
+            desired[live] = weighted_record_set(spec, live, 100, target.outputs, alias_zone)
+            if all(i in existing and comparable(existing[i]) == comparable(r)
+                   for i, r in desired.items()):
+                continue
+            groups_of_changes.append(
+                [{"Action": "UPSERT", "ResourceRecordSet": r} for _, r in sorted(desired.items())]
+            )
+        if groups_of_changes:
+            change_ids += submit(calls, route53, zones.zone_id(zone_name), groups_of_changes,
+                                 f"rotator failover to {live}")
+    wait_insync(calls, route53, change_ids, clock=clock, sleep=sleep, timeout=change_timeout,
+                poll=poll_interval)
+    after = weights_of(read())
+    wrong = {k: w for k, w in after.items()
+             if w.get(live) != 100 or any(v for i, v in w.items() if i != live)}
+    if wrong:
+        raise StepFailed(f"failover to {live}: weights not as set after the change: {wrong}")
+    return weights_of(before_sets), after
+
+
+def failover(
+    *,
+    records: list[RecordSpec],
+    source: PairSide,
+    target: PairSide,
+    route53: Any,
+    services_passing: PairServices,
+    force: bool = False,
+    action: str = "failover",
+    calls: AwsCalls | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    change_timeout: float = 300.0,
+    poll_interval: float = 2.0,
+) -> dict[str, Any]:
+    """Move the pair's shared records to ``target``; the event for the history."""
+    calls = calls or AwsCalls(sleep=sleep)
+    target_health = check_target(calls, target, services_passing)
+    source_health = (
+        {"skipped": "forced"} if force else observe_source(calls, source, services_passing)
+    )
+    before, after = move_pair_weight(
+        calls, route53, records, (source.group, target.group), target,
+        clock=clock, sleep=sleep, change_timeout=change_timeout, poll_interval=poll_interval,
+    )
+    return {
+        "action": action,
+        "from": source.group,
+        "to": target.group,
+        "to_slot": target.slot,
+        "records": [spec.key for spec in records],
+        "weights_before": before,
+        "weights_after": after,
+        "forced": force,
+        "source_health": source_health,
+        "target_health": target_health,
+        "time": wall_clock(),
+    }
+
+
+def failback(*, master: PairSide, slave: PairSide, **kwargs: Any) -> dict[str, Any]:
+    """Move the pair's records back from the slave to the master (same gates as failover)."""
+    return failover(source=slave, target=master, action="failback", **kwargs)
+
+
+def status_data(states: dict[str, TrafficState]) -> dict[str, Any]:
+    """Plain data for ``rotate status``: per record, weights per group and slot, and shares;
+    per ELB, registered instances per slot with their health.
+
+    ``states`` maps each group (one, or both of a pair) to what its router read.
+    """
+    keys = sorted({k for state in states.values() for k in state.weights})
+    records = []
+    for key in keys:
+        per_group = {g: dict(sorted(s.weights.get(key, {}).items())) for g, s in states.items()}
+        total = sum(w for slots in per_group.values() for w in slots.values())
+        records.append({
+            "record": key,
+            "weights": per_group,
+            "total": total,
+            # Route53: weight 0 gets no traffic unless every set of the record is 0
+            "share": {
+                f"{g}/{slot}": (round(100 * w / total, 1) if total else None)
+                for g, slots in per_group.items() for slot, w in slots.items()
+            },
+        })
+    elbs = []
+    for group, state in states.items():
+        for name, by_slot in sorted(state.registrations.items()):
+            health = state.health.get(name, {})
+            elbs.append({
+                "group": group,
+                "elb": name,
+                "slots": {
+                    slot: [{"instance": i, "state": health.get(i, "Unknown")} for i in ids]
+                    for slot, ids in sorted(by_slot.items())
+                },
+                "in_service": sum(1 for s in health.values() if s == elb_reads.IN_SERVICE),
+            })
+    return {"records": records, "elbs": elbs}
