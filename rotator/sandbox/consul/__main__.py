@@ -6,6 +6,7 @@ Serves until SIGINT/SIGTERM (uvicorn handles both and shuts down cleanly).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ import uvicorn
 
 from rotator.sandbox.consul.app import create_app
 from rotator.sandbox.consul.core import ConsulCore
+from rotator.sandbox.consul.server import bind_socket
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the emulator binds to loopback only")
     core = ConsulCore(args.datacenter or ["dc1"], node_name=args.node_name, acl_token=args.acl_token)
-    print(f"consul emulator on http://{args.host}:{args.port} "
+    sock = bind_socket(args.host, args.port)
+    print(f"consul emulator on http://{args.host}:{sock.getsockname()[1]} "
           f"datacenters={','.join(core.datacenters)}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(core), host=args.host, port=args.port,
-                                           log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=1))
+    server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=1, backlog=4096))
 
     def handle_exit(sig: int, frame: object) -> None:
         # A second SIGINT forces the exit; blocked queries are released at once so the
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     server.handle_exit = handle_exit  # type: ignore[method-assign]
     try:
-        server.run()
+        asyncio.run(server.serve(sockets=[sock]))
     finally:
         core.close()
     return 0
