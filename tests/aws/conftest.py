@@ -35,7 +35,7 @@ def _clean(emulator):
 def client(emulator):
     """boto3 clients against the emulator, standard retries: up to 2 retries (3 calls)."""
 
-    def make(service: str, region: str = REGION, retries: dict | None = None):
+    def make(service: str, region: str = REGION, retries: dict | None = None, **config):
         retry = {"mode": "standard", "max_attempts": 2} if retries is None else {"mode": "standard", **retries}
         return boto3.client(
             service,
@@ -43,7 +43,7 @@ def client(emulator):
             endpoint_url=emulator.url,
             aws_access_key_id="test",
             aws_secret_access_key="test",
-            config=Config(retries=retry),
+            config=Config(retries=retry, **config),
         )
 
     return make

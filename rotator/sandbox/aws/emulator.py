@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import control_endpoints, moto_fixes
+from . import control_endpoints
 from .error_bodies import default_status, error_response
 from .faults import Fault, FaultBook
 from .operations import identify
+from .serving import serving
 
 CONTROL_PREFIX = "/_sandbox/aws/"
 # Requests the emulator makes to itself (register_ami) carry this header: they
@@ -58,37 +59,59 @@ class AwsEmulator:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._moto_app: Any = None
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> AwsEmulator:
+        """Listen at once; moto itself (~2 s of imports) loads in the background
+        and the first AWS request waits for it."""
         if self._server is not None:
             return self
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        from werkzeug.serving import WSGIRequestHandler, make_server
 
-        class QuietHandler(MotoRequestHandler):
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass  # one line per AWS call drowns test output
-
-        moto_fixes.install()
-        self._moto_app = DomainDispatcherApplication(create_backend_app)
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
         self._server = make_server(
             self.host,
             self._requested_port,
             self,
             threaded=True,
-            request_handler=QuietHandler,
+            request_handler=_quiet(WSGIRequestHandler),
         )
+        threading.Thread(target=self._load_moto, name="aws-emulator-load", daemon=True).start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"aws-emulator-{self.port}", daemon=True
         )
         self._thread.start()
         return self
+
+    def _load_moto(self) -> None:
+        try:
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                MotoRequestHandler,
+                create_backend_app,
+            )
+
+            from . import moto_fixes
+
+            moto_fixes.install()
+            self._moto_app = DomainDispatcherApplication(create_backend_app)
+            # moto's handler keeps S3 metadata headers spelt with underscores.
+            self._server.RequestHandlerClass = _quiet(MotoRequestHandler)
+        except BaseException as exc:  # reported to every request instead of hanging them
+            self._load_error = exc
+        finally:
+            self._ready.set()
+
+    def wait_ready(self, timeout: float | None = 60.0) -> None:
+        """Block until moto is loaded (requests do this by themselves)."""
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the AWS emulator did not finish loading moto")
+        if self._load_error is not None:
+            raise RuntimeError(f"the AWS emulator could not load moto: {self._load_error!r}")
 
     def stop(self) -> None:
         if self._server is None:
@@ -123,6 +146,7 @@ class AwsEmulator:
         """
 
         def load() -> None:
+            self.wait_ready()
             from moto.core import DEFAULT_ACCOUNT_ID
             from moto.ec2.models import ec2_backends
 
@@ -135,6 +159,7 @@ class AwsEmulator:
 
     def reset(self) -> None:
         """Wipe all emulated resources, faults, health overrides and counts."""
+        self.wait_ready()
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()
@@ -247,6 +272,7 @@ class AwsEmulator:
         if path.startswith(CONTROL_PREFIX):
             return control_endpoints.handle(self, environ, start_response)
 
+        self.wait_ready()
         body = _read_body(environ)
         if not environ.get(_INTERNAL_ENVIRON):
             operation = identify(environ, body)
@@ -267,12 +293,20 @@ class AwsEmulator:
                     start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
                     return [payload]
 
-        token = moto_fixes.serving.set(self)
+        token = serving.set(self)
         try:
             # moto renders the whole response inside this call (no streaming).
             return list(self._moto_app(environ, start_response))
         finally:
-            moto_fixes.serving.reset(token)
+            serving.reset(token)
+
+
+def _quiet(handler: type) -> type:
+    class QuietHandler(handler):  # type: ignore[misc, valid-type]
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass  # one line per AWS call drowns test output
+
+    return QuietHandler
 
 
 _REASONS = {

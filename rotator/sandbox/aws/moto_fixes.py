@@ -9,11 +9,10 @@ same process sees moto unchanged.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from moto import settings as moto_settings
 from moto.elb import models as elb_models
@@ -26,6 +25,8 @@ from moto.route53.exceptions import (
     Route53ClientError,
 )
 from moto.route53.utils import validate_domain_name
+
+from .serving import ServingContext, serving
 
 # CanonicalHostedZoneNameID of classic load balancers, per region (AWS's published ids).
 ELB_HOSTED_ZONE_IDS = {
@@ -51,18 +52,6 @@ OUT_OF_SERVICE_DESCRIPTION = (
     "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."
 )
 
-
-class ServingContext(Protocol):
-    """What the patches need to know about the emulator serving the current request."""
-
-    ami_validation: bool
-
-    def forced_health(self, elb_name: str, instance_id: str) -> str | None: ...
-
-
-serving: contextvars.ContextVar[ServingContext | None] = contextvars.ContextVar(
-    "aws_emulator_serving", default=None
-)
 
 _install_lock = threading.Lock()
 _installed = False
