@@ -25,6 +25,7 @@ from rotator.ports import (
     HealthSource,
     Infrastructure,
     Lock,
+    LockHeld,
     RecordStore,
     TrafficRouter,
     Verdict,
@@ -141,7 +142,14 @@ class Engine:
         data = self.store.load(self.group.name)
         if data is None:
             raise InputError(f"no rotation of {self.group.name} to resume")
-        lock = self.store.acquire(self.group.name, data["id"], break_stale=break_lock)
+        try:
+            lock = self.store.acquire(self.group.name, data["id"], break_stale=break_lock)
+        except LockHeld as exc:
+            # The process that ran this very rotation died (kill -9, reboot): its
+            # lock is stale and resuming is exactly what it asks for.
+            if not (exc.stale and exc.info.rotation_id == data["id"]):
+                raise
+            lock = self.store.acquire(self.group.name, data["id"], break_stale=True)
         try:
             record = RotationRecord.from_dict(self.store.load(self.group.name) or data)
             if record.status.terminal:

@@ -1,0 +1,197 @@
+"""Starting, stopping and seeding the sandbox world from the `rotate` command.
+
+``up`` starts the world process in the background, writes the environment
+file that points rotator at it, applies the long-lived edge roots (hosted
+zones, edge ELBs), bakes a base AMI per region and builds the ``blue`` slot
+of every group through rotator's own engine, so the base world is exactly
+what a first rotation leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import yaml
+
+from rotator.config import Project
+from rotator.errors import InputError, RotatorError
+from rotator.sandbox.world import REGIONS, environment_document
+
+EDGE_ROOTS = {"cn-north-1": "edge/cn", "ap-southeast-1": "edge/sg"}
+BASE_AMI_NAME = "rotator-base"
+
+
+class SandboxError(RotatorError):
+    exit_code = 2
+
+
+class Sandbox:
+    def __init__(self, project: Project):
+        self.project = project
+        self.folder = project.root / ".rotator" / "sandbox"
+        self.env_file = self.folder / "environment.yaml"
+        self.world_file = self.folder / "world.json"
+        self.pid_file = self.folder / "world.pid"
+        self.log_file = self.folder / "world.log"
+        self.seed_file = self.folder / "seed.json"
+
+    # ------------------------------------------------------------------ process
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def info(self) -> dict[str, Any] | None:
+        if self.pid() is None or not self.world_file.is_file():
+            return None
+        return json.loads(self.world_file.read_text())
+
+    def start_world(self, step_seconds: float = 0.5, timeout: float = 120.0) -> dict[str, Any]:
+        info = self.info()
+        if info is not None:
+            return info
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.world_file.unlink(missing_ok=True)
+        log = open(self.log_file, "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rotator.sandbox.world", "--dir", str(self.folder),
+             "--step-seconds", str(step_seconds)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=self.project.root,
+        )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not self.world_file.is_file():
+            if proc.poll() is not None:
+                raise SandboxError("the sandbox world stopped while starting:\n"
+                                   + self._log_tail())
+            if time.monotonic() > deadline:
+                raise SandboxError(f"the sandbox world did not start in {timeout:.0f}s:\n"
+                                   + self._log_tail())
+            time.sleep(0.1)
+        info = json.loads(self.world_file.read_text())
+        doc = environment_document(info, ".rotator/state-sandbox")
+        self.env_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return info
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        # the world's own error message, when it names a setting, is the useful part
+        return "\n".join(text[-lines:])
+
+    def stop_world(self, timeout: float = 30.0) -> bool:
+        pid = self.pid()
+        self.env_file.unlink(missing_ok=True)
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.pid() is not None:
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        self.world_file.unlink(missing_ok=True)
+        self.seed_file.unlink(missing_ok=True)
+        state = self.project.root / ".rotator" / "state-sandbox"
+        if state.is_dir():
+            import shutil
+
+            shutil.rmtree(state)
+        return True
+
+    # ------------------------------------------------------------------ seeding
+
+    def control(self):
+        from rotator.sandbox.aws.control_client import AwsEmulatorControl
+
+        info = self.info()
+        if info is None:
+            raise SandboxError("the sandbox is not running: `rotate sandbox up` starts it")
+        return AwsEmulatorControl(info["aws"])
+
+    def bake(self, region: str, from_ami: str | None = None, name: str | None = None) -> str:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return self.control().register_ami(name or f"rotator-app-{stamp}-{time.time_ns() % 10**6}",
+                                           region=region, from_ami=from_ami)
+
+    def seed(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.seed_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def apply_edges(self) -> None:
+        from rotator.sandbox.edge import apply_edge
+
+        info = self.info()
+        with ThreadPoolExecutor(len(REGIONS)) as pool:
+            for fut in [pool.submit(apply_edge, self.project.root / EDGE_ROOTS[r], r, info,
+                                    self.folder) for r in REGIONS]:
+                fut.result()
+
+    def build_base(self, say) -> dict[str, Any]:
+        """Bake base AMIs and build the blue slot of every group that has none yet."""
+        from rotator.render import PlainRenderer
+        from rotator.wiring import Session
+
+        seed = self.seed()
+        amis = seed.get("base_amis") or {r: self.bake(r, name=f"{BASE_AMI_NAME}-{r}")
+                                         for r in REGIONS}
+        self.seed_file.write_text(json.dumps({"base_amis": amis}))
+
+        class Prefixed(PlainRenderer):
+            def __call__(self, event):
+                if event.kind in ("step-done", "finished", "step-failed", "rollback"):
+                    super().__call__(event)
+
+        def build(name: str) -> tuple[str, str]:
+            session = Session.open(self.project, name, None)
+            if session.store.load(name) and session.store.load(name)["status"] == "done":
+                return name, "already built"
+            record = session.engine(Prefixed()).start(amis[session.group.aws.region])
+            return name, record.status.value + (f": {record.reason}" if record.reason else "")
+
+        results = {}
+        with ThreadPoolExecutor(5) as pool:
+            for name, outcome in pool.map(build, self.project.group_names()):
+                results[name] = outcome
+                say(f"  {name}: {outcome}")
+        bad = {n: o for n, o in results.items() if not o.startswith(("done", "already"))}
+        if bad:
+            raise SandboxError("the base world could not be built: " + "; ".join(
+                f"{n}: {o}" for n, o in bad.items()))
+        return {"base_amis": amis, "groups": results}
+
+    def up(self, say, step_seconds: float = 0.5) -> dict[str, Any]:
+        started = time.monotonic()
+        self.start_world(step_seconds)
+        say(f"world running (pid {self.pid()}); environment in {self.env_file}")
+        self.apply_edges()
+        say("edge roots applied (hosted zones, edge ELBs)")
+        result = self.build_base(say)
+        say(f"sandbox up in {time.monotonic() - started:.0f}s")
+        return result
+
+
+def require_project_env(project: Project) -> None:
+    if not (project.root / ".rotator" / "sandbox" / "environment.yaml").is_file():
+        raise InputError("the sandbox is not running: `rotate sandbox up` starts it")

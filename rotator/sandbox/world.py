@@ -1,0 +1,276 @@
+"""The embedded world: one background process hosting every emulator on loopback.
+
+- AWS: moto behind the project's fault/gap layer (``rotator.sandbox.aws``);
+- Terraform: the CLI configuration and one long-lived provider per region;
+- Consul: one emulator serving both regions' datacenters;
+- Marathon: one emulator per group slot, created when its Marathon instance
+  (an EC2 instance tagged ``role=marathon``) is first addressed. Slot
+  Marathons are reached at their private VPC address *through* the fleet,
+  which acts as an HTTP proxy: no packet ever leaves loopback. Their tasks run
+  on the slot's ``mesos-agent`` instances and register in Consul with the
+  slot's tag, as registrator would; a slot whose Marathon instance is gone
+  loses its tasks and its Consul services.
+
+``python -m rotator.sandbox.world --dir .rotator/sandbox`` runs it until
+SIGTERM; ``world.json`` in that folder says where everything listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rotator.sandbox.aws import AwsEmulator
+from rotator.sandbox.consul import ConsulCore, ConsulServer
+from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
+from rotator.sandbox.terraform_runtime import TerraformRuntime
+
+log = logging.getLogger("rotator.sandbox.world")
+
+REGIONS = ("cn-north-1", "ap-southeast-1")
+SWEEP_SECONDS = 2.0
+
+
+class Registrator:
+    """Registers a slot's tasks in Consul with a TTL check that follows their health."""
+
+    def __init__(self, consul: ConsulCore, datacenter: str, group: str, slot: str):
+        self.dc = consul.dc(datacenter)
+        self.tag = f"{group}-{slot}"
+        self.group, self.slot = group, slot
+        self.tasks: dict[str, str] = {}  # task id -> node
+
+    @staticmethod
+    def service_name(task: TaskInfo) -> str:
+        return task.labels.get("SERVICE_NAME") or task.app_id.strip("/").rsplit("/", 1)[-1]
+
+    def task_started(self, task: TaskInfo) -> None:
+        self.dc.register_node(task.host, task.host, meta={"group": self.group, "slot": self.slot})
+        status = "critical" if task.health_checks else "passing"
+        self.dc.register_service({
+            "ID": task.task_id,
+            "Name": self.service_name(task),
+            "Tags": [self.tag, f"slot-{self.slot}"],
+            "Address": task.host,
+            "Port": task.ports[0] if task.ports else 0,
+            "Meta": {"marathon_app": task.app_id},
+            "Check": {"CheckID": f"service:{task.task_id}", "Name": "marathon health",
+                      "TTL": "24h", "Status": status},
+        }, node=task.host)
+        self.tasks[task.task_id] = task.host
+
+    def task_health_changed(self, task: TaskInfo, alive: bool) -> None:
+        node = self.tasks.get(task.task_id)
+        if node is None:
+            return
+        self.dc.update_check(f"service:{task.task_id}", "passing" if alive else "critical",
+                             "marathon health check " + ("passed" if alive else "failed"),
+                             node=node)
+
+    def task_killed(self, task: TaskInfo) -> None:
+        node = self.tasks.pop(task.task_id, None)
+        if node is not None:
+            self.dc.deregister_service(task.task_id, node=node)
+
+    def forget_all(self) -> None:
+        for task_id, node in list(self.tasks.items()):
+            self.dc.deregister_service(task_id, node=node)
+        self.tasks.clear()
+
+
+class SlotMarathons:
+    """Finds (and creates) the Marathon emulator behind a slot's Marathon address."""
+
+    def __init__(self, aws: AwsEmulator, consul: ConsulCore, step_seconds: float):
+        self.aws = aws
+        self.consul = consul
+        self.step_seconds = step_seconds
+        self.by_ip: dict[str, tuple[MarathonEmulator, Registrator, str, str]] = {}
+        self.lock = threading.Lock()
+
+    def _instances(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ec2 = self.aws.client("ec2", region, internal=True)
+        out = []
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=[
+                {"Name": "instance-state-name", "Values": ["pending", "running"]}, *filters]):
+            for res in page["Reservations"]:
+                out.extend(res["Instances"])
+        return out
+
+    def _agents(self, region: str, group: str, slot: str):
+        cache: dict[str, Any] = {"at": 0.0, "agents": []}
+
+        def agents() -> list[Agent]:
+            if time.monotonic() - cache["at"] > 5.0:
+                found = self._instances(region, [
+                    {"Name": "tag:role", "Values": ["mesos-agent"]},
+                    {"Name": "tag:group", "Values": [group]},
+                    {"Name": "tag:slot", "Values": [slot]},
+                ])
+                cache["agents"] = [Agent(i["InstanceId"], i.get("PrivateIpAddress", i["InstanceId"]))
+                                   for i in sorted(found, key=lambda i: i["InstanceId"])]
+                cache["at"] = time.monotonic()
+            return cache["agents"]
+        return agents
+
+    def resolve(self, host_port: str) -> MarathonEmulator | None:
+        ip = host_port.rsplit(":", 1)[0]
+        with self.lock:
+            if ip in self.by_ip:
+                return self.by_ip[ip][0]
+            for region in REGIONS:
+                found = self._instances(region, [
+                    {"Name": "private-ip-address", "Values": [ip]},
+                    {"Name": "tag:role", "Values": ["marathon"]},
+                ])
+                if not found:
+                    continue
+                inst = found[0]
+                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                group, slot = tags.get("group", "?"), tags.get("slot", "?")
+                registrator = Registrator(self.consul, region, group, slot)
+                emulator = MarathonEmulator(agents=self._agents(region, group, slot),
+                                            step_seconds=self.step_seconds,
+                                            listener=registrator, leader=host_port)
+                self.by_ip[ip] = (emulator, registrator, region, inst["InstanceId"])
+                log.info("Marathon for %s/%s at %s", group, slot, host_port)
+                return emulator
+        return None
+
+    def emulators(self) -> list[MarathonEmulator]:
+        with self.lock:
+            return [e for e, _, _, _ in self.by_ip.values()]
+
+    def sweep(self) -> None:
+        """Forget the Marathons (and their Consul services) of destroyed slots."""
+        with self.lock:
+            entries = list(self.by_ip.items())
+        for ip, (_, registrator, region, instance_id) in entries:
+            alive = self._instances(region, [{"Name": "instance-id", "Values": [instance_id]}])
+            if not alive:
+                registrator.forget_all()
+                with self.lock:
+                    self.by_ip.pop(ip, None)
+                log.info("slot %s-%s is gone: its Marathon and services too",
+                         registrator.group, registrator.slot)
+
+
+class World:
+    def __init__(self, folder: Path, *, step_seconds: float = 0.5, reattach: bool = True):
+        self.folder = folder
+        self.step_seconds = step_seconds
+        self.reattach = reattach
+        self._stop = threading.Event()
+
+    def start(self) -> dict[str, Any]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.aws = AwsEmulator().start()
+        self.aws.warm(*REGIONS)
+        self.consul = ConsulCore(list(REGIONS))
+        self.consul_server = ConsulServer(self.consul, port=0)
+        self.consul_server.start()
+        self.marathons = SlotMarathons(self.aws, self.consul, self.step_seconds)
+        self.fleet_server = ServerThread(MarathonFleet(self.marathons.resolve,
+                                                       self.marathons.emulators))
+        self.fleet_server.start()
+        self.terraform = TerraformRuntime(endpoint_url=self.aws.url,
+                                          state_dir=self.folder / "terraform",
+                                          reattach=self.reattach).start(REGIONS)
+        reattach = {}
+        for region in REGIONS:
+            daemon = self.terraform.daemon(region)
+            if daemon is not None:
+                reattach[region] = daemon.reattach_env()["TF_REATTACH_PROVIDERS"]
+        self.info = {
+            "pid": os.getpid(),
+            "aws": self.aws.url,
+            "consul": self.consul_server.address,
+            "marathon_proxy": self.fleet_server.url,
+            "terraform": self.terraform.terraform,
+            "cli_config": str(self.terraform.cli_config),
+            "reattach": reattach,
+            "started_at": time.time(),
+        }
+        threading.Thread(target=self._sweeper, name="sweeper", daemon=True).start()
+        return self.info
+
+    def _sweeper(self) -> None:
+        while not self._stop.wait(SWEEP_SECONDS):
+            try:
+                self.marathons.sweep()
+            except Exception:  # the sweeper must outlive a failed EC2 read
+                log.exception("sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for part in (self.terraform.stop, self.fleet_server.stop, self.consul_server.stop,
+                     self.consul.close, self.aws.stop):
+            try:
+                part()
+            except Exception:
+                log.exception("stopping %s failed", part)
+
+
+def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any]:
+    """The environment file that points rotator (and Terraform) at this world."""
+    return {
+        "name": "sandbox",
+        "aws": {"endpoint_url": info["aws"],
+                "credentials": {"access_key_id": "test", "secret_access_key": "test"}},
+        "terraform": {
+            "binary": info["terraform"],
+            "cli_config_file": info["cli_config"],
+            "reattach_providers_by_region": info["reattach"],
+            "backend_config": {
+                "endpoints": {"s3": info["aws"]},
+                "use_path_style": True,
+                "skip_credentials_validation": True,
+                "skip_requesting_account_id": True,
+                "skip_metadata_api_check": True,
+                "skip_region_validation": True,
+                "skip_s3_checksum": True,
+            },
+            "extra_env": {"AWS_EC2_METADATA_DISABLED": "true"},
+        },
+        "marathon": {"proxy": info["marathon_proxy"]},
+        "consul": {"address": info["consul"]},
+        "state": {"backend": "file", "path": state_path},
+        "sandbox_control": info["aws"],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rotator.sandbox.world")
+    parser.add_argument("--dir", default=".rotator/sandbox")
+    parser.add_argument("--step-seconds", type=float, default=0.5,
+                        help="how long each Marathon deployment step takes")
+    parser.add_argument("--no-reattach", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    folder = Path(args.dir).resolve()
+    world = World(folder, step_seconds=args.step_seconds, reattach=not args.no_reattach)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        info = world.start()
+        tmp = folder / "world.json.tmp"
+        tmp.write_text(json.dumps(info, indent=1))
+        tmp.replace(folder / "world.json")
+        log.info("sandbox up: %s", info)
+        stop.wait()
+    finally:
+        world.stop()
+        (folder / "world.json").unlink(missing_ok=True)
+        log.info("sandbox stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Builds the real adapters for one group from its configuration and the environment.
+
+This is the only place that knows which implementation serves each port. The
+engine never learns whether it talks to AWS or to the sandbox: only the
+environment's endpoints differ.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rotator.config import GroupConfig, Policy, Project
+from rotator.engine import Engine, Event
+from rotator.environment import Environment, load_environment
+from rotator.errors import InputError
+from rotator.model import RotationRecord, RotationStatus
+from rotator.ports import RecordStore, SlotOutputs
+from rotator.steps import requirements
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True)
+class AwsAccess:
+    """One group's AWS access: used for that group's clients and Terraform only."""
+
+    region: str
+    partition: str
+    profile: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    endpoint_url: str | None = None
+
+    def __repr__(self) -> str:  # never show the keys
+        return f"AwsAccess(region={self.region!r}, profile={self.profile!r})"
+
+    def boto3_session(self):
+        import boto3
+
+        if self.profile:
+            return boto3.Session(profile_name=self.profile, region_name=self.region)
+        return boto3.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            region_name=self.region,
+        )
+
+    def client(self, service: str):
+        from botocore.config import Config
+
+        config = Config(retries={"mode": "standard", "max_attempts": 8},
+                        connect_timeout=5, read_timeout=30)
+        return self.boto3_session().client(service, endpoint_url=self.endpoint_url, config=config)
+
+    def terraform_env(self) -> dict[str, str]:
+        env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        if self.profile:
+            env["AWS_PROFILE"] = self.profile
+        else:
+            env["AWS_ACCESS_KEY_ID"] = self.access_key_id or ""
+            env["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key or ""
+            if self.session_token:
+                env["AWS_SESSION_TOKEN"] = self.session_token
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        return env
+
+
+def _secret_from_env(name: str, group: GroupConfig, field: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise InputError(f"environment variable {name} is not set (it holds the group's "
+                         f"credentials)", file=str(group.directory / "group.yaml"), field=field)
+    return value
+
+
+def aws_access(group: GroupConfig, env: Environment) -> AwsAccess:
+    base = {"region": group.aws.region, "partition": group.aws.partition,
+            "endpoint_url": env.aws.endpoint_url}
+    if env.aws.credentials is not None:  # an emulator: dummy keys for every group
+        return AwsAccess(**base, access_key_id=env.aws.credentials.access_key_id,
+                         secret_access_key=env.aws.credentials.secret_access_key)
+    creds = group.aws.credentials
+    if creds.profile:
+        return AwsAccess(**base, profile=creds.profile)
+    return AwsAccess(
+        **base,
+        access_key_id=_secret_from_env(creds.access_key_id_env, group,
+                                       "aws.credentials.access_key_id_env"),
+        secret_access_key=_secret_from_env(creds.secret_access_key_env, group,
+                                           "aws.credentials.secret_access_key_env"),
+        session_token=os.environ.get(creds.session_token_env) if creds.session_token_env else None,
+    )
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def make_store(project: Project, env: Environment) -> RecordStore:
+    if env.state.backend == "consul":
+        from rotator.state.consul_store import ConsulRecordStore
+
+        address = env.state.consul_address or env.consul.address
+        if not address:
+            raise InputError("the consul record store needs state.consul_address",
+                             file=env.source, field="state.consul_address")
+        token = os.environ.get(env.state.consul_token_env) if env.state.consul_token_env else None
+        return ConsulRecordStore(address, env.state.consul_datacenter, token,
+                                 prefix=env.state.prefix)
+    from rotator.state.file_store import FileRecordStore
+
+    path = Path(env.state.path)
+    return FileRecordStore(path if path.is_absolute() else project.root / path)
+
+
+def make_infra(group: GroupConfig, env: Environment, access: AwsAccess):
+    from rotator.infra.terraform import TerraformInfrastructure, TerraformSettings
+
+    tf_env = access.terraform_env()
+    if env.terraform.cli_config_file:
+        tf_env["TF_CLI_CONFIG_FILE"] = env.terraform.cli_config_file
+    reattach = (env.terraform.reattach_providers_by_region.get(group.aws.region)
+                or env.terraform.reattach_providers)
+    if reattach:
+        tf_env["TF_REATTACH_PROVIDERS"] = reattach
+    tf_env.update(env.terraform.extra_env)
+    backend = {**group.terraform.backend, **env.terraform.backend_config}
+    settings = TerraformSettings(
+        terraform=env.terraform.binary or "terraform",
+        env=tf_env,
+        backend_config=backend,
+        variables=dict(group.terraform.vars),
+        var_files=tuple(str(group.directory / f) for f in group.terraform.var_files),
+        lock_timeout=group.terraform.lock_timeout,
+    )
+    return TerraformInfrastructure(group.directory, group=group.name, settings=settings)
+
+
+def make_apps(group: GroupConfig, env: Environment):
+    from rotator.apps.marathon import MarathonDeployer
+
+    username = password = None
+    if group.marathon.credentials is not None:
+        username = _secret_from_env(group.marathon.credentials.username_env, group,
+                                    "marathon.credentials.username_env")
+        password = _secret_from_env(group.marathon.credentials.password_env, group,
+                                    "marathon.credentials.password_env")
+    if env.aws.credentials is not None:  # the sandbox's Marathons take no credentials
+        username = password = None
+    return MarathonDeployer(username=username, password=password, proxy=env.marathon.proxy,
+                            on_conflict=group.marathon.on_conflict)
+
+
+def make_health(group: GroupConfig, env: Environment):
+    from rotator.health.consul import ConsulHealthSource
+
+    token = None
+    if group.consul.token_env and env.consul.address is None:
+        token = os.environ.get(group.consul.token_env)
+    return ConsulHealthSource(env.consul.address or group.consul.address,
+                              group.consul.datacenter, token)
+
+
+def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
+    from rotator.traffic.router import build_group_router
+    from rotator.traffic.spec import ElbSpec, RecordSpec
+
+    ec2 = access.client("ec2")
+
+    @functools.lru_cache(maxsize=4096)
+    def slot_of(instance_id: str) -> str | None:
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        for res in found:
+            for inst in res["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                if tags.get("group") == group.name:
+                    return tags.get("slot")
+        return None
+
+    return build_group_router(
+        group.name,
+        [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl) for r in group.traffic.records],
+        [ElbSpec(name=e.name, role=e.role) for e in group.traffic.elbs],
+        route53=access.client("route53"),
+        elb=access.client("elb"),
+        services_passing=services_passing,
+        slot_of=slot_of,
+    )
+
+
+def absolute_apps(project: Project, group: GroupConfig) -> list[dict[str, Any]]:
+    """The group's app definitions, validated, with ids under the group's root group."""
+    from rotator.apps.marathon import validate_app_definition
+
+    root = group.marathon.root_group.rstrip("/")
+    out = []
+    for path, app in project.apps(group):
+        validate_app_definition(app, str(path))
+        app_id = app["id"]
+        if not app_id.startswith("/"):
+            app = {**app, "id": f"{root}/{app_id}"}
+        out.append(app)
+    if not out:
+        raise InputError("no app definitions (*.json)",
+                         file=str(group.directory / group.marathon.apps_dir))
+    return out
+
+
+# --------------------------------------------------------------------------- session
+
+
+class Session:
+    """Everything one CLI invocation needs for one group."""
+
+    def __init__(self, project: Project, group: GroupConfig, policy: Policy, env: Environment):
+        self.project = project
+        self.group = group
+        self.policy = policy
+        self.env = env
+        self.apps_defs = absolute_apps(project, group)
+        self.store = make_store(project, env)
+
+    @classmethod
+    def open(cls, project: Project, group_name: str, policy_name: str | None) -> Session:
+        group = project.group(group_name)
+        policy = project.policy(policy_name or group.default_policy)
+        return cls(project, group, policy, load_environment(project.root))
+
+    @classmethod
+    def open_current(cls, project: Project, group_name: str) -> Session:
+        group = project.group(group_name)
+        env = load_environment(project.root)
+        record = make_store(project, env).load(group.name)
+        if record is None:
+            raise InputError(f"{group.name} has no rotation")
+        return cls(project, group, project.policy(record["policy"]), env)
+
+    @functools.cached_property
+    def access(self) -> AwsAccess:
+        return aws_access(self.group, self.env)
+
+    @functools.cached_property
+    def infra(self):
+        return make_infra(self.group, self.env, self.access)
+
+    @functools.cached_property
+    def health(self):
+        return make_health(self.group, self.env)
+
+    @functools.cached_property
+    def traffic(self):
+        return make_traffic(self.group, self.access, self.services_passing)
+
+    def services_passing(self, slot: str) -> bool | None:
+        """For the traffic guard: are the slot's services passing in Consul right now?"""
+        from rotator.ports import GateSpec, Verdict
+
+        reqs = requirements(self.group, self.apps_defs, slot, self.policy.gate)
+        watch = self.health.watch(reqs, GateSpec(consecutive_successes=1, failure_threshold=1,
+                                                 no_data_seconds=0.0))
+        try:
+            deadline = time.monotonic() + 5.0
+            while True:
+                result = watch.poll(1.0)
+                if result.verdict is Verdict.SUCCESSFUL:
+                    return True
+                if result.verdict is Verdict.FAILED:
+                    return False
+                if time.monotonic() > deadline:
+                    return None
+        finally:
+            watch.close()
+
+    def engine(self, on_event=None, interactive: bool = False) -> Engine:
+        from rotator.apps.marathon import MarathonDeployer  # noqa: F401 - fail early if missing
+
+        return Engine(
+            group=self.group, policy=self.policy, infra=self.infra, apps=make_apps(self.group,
+                                                                                    self.env),
+            health=self.health, traffic=self.traffic, store=self.store,
+            guard=self.traffic.guard, app_definitions=self.apps_defs,
+            on_event=self._publishing(on_event), interactive=interactive,
+        )
+
+    def _publishing(self, on_event):
+        publish = getattr(self.store, "publish_live", None)
+
+        def handler(event: Event) -> None:
+            if on_event is not None:
+                on_event(event)
+            if publish and event.kind == "step-done" and event.step and \
+                    event.step.kind in ("shift", "rollback-weights"):
+                rec = event.record
+                live = max(rec.weights, key=lambda s: rec.weights[s]) if rec.weights else None
+                publish(rec.group, {"live_slot": live, "weights": rec.weights,
+                                    "ami": rec.ami if live == rec.candidate else rec.stable_ami,
+                                    "rotation": rec.id})
+        return handler
+
+    def plan(self, ami: str) -> RotationRecord:
+        return self.engine().new_record(ami)
+
+    def _renderer(self, output: str, interactive: bool):
+        from rotator.render import make_renderer
+
+        return make_renderer(output, interactive)
+
+    def run(self, ami: str, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
+        renderer = self._renderer(output, interactive)
+        try:
+            self._remember_slots()
+            return self.engine(renderer, interactive).start(ami, break_lock=break_lock)
+        finally:
+            renderer.close()
+
+    def resume(self, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
+        renderer = self._renderer(output, interactive)
+        try:
+            self._remember_slots()
+            return self.engine(renderer, interactive).resume(break_lock=break_lock)
+        finally:
+            renderer.close()
+
+    def _remember_slots(self) -> None:
+        data = self.store.load(self.group.name)
+        if data and hasattr(self.traffic, "remember"):
+            self.traffic.remember({s: SlotOutputs.from_dict(o) for s, o in data["slots"].items()})
+
+    def request(self, *, abort: str | None = None, promote: bool = False,
+                output: str = "text") -> RotationRecord | None:
+        """Ask the rotation to abort or go on; carry it out here when nobody is running it."""
+        data = self.store.load(self.group.name)
+        if data is None or RotationStatus(data["status"]).terminal:
+            raise InputError(f"{self.group.name} has no unfinished rotation")
+        if promote and data["status"] not in ("waiting", "running"):
+            raise InputError(f"rotation {data['id']} is {data['status']}, not waiting for approval")
+        self.store.write_control(self.group.name, data["id"], abort=abort, promote=promote)
+        info = self.store.lock_info(self.group.name)
+        if info is not None and not _dead_holder(info):
+            return None  # the running engine acts on the request
+        interactive = sys.stdout.isatty() and output == "text"
+        return self.resume(output=output, interactive=interactive, break_lock=True)
+
+
+def _dead_holder(info) -> bool:
+    import socket
+
+    from rotator.state.file_store import _pid_alive
+
+    return info.host == socket.gethostname() and not _pid_alive(info.pid)
+
+
+def run_failover(project: Project, source: str, target: str, *, force: bool) -> dict[str, Any]:
+    from rotator.failover_runner import failover_between
+
+    return failover_between(project, source, target, force=force)

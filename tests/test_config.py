@@ -1,0 +1,211 @@
+"""Configuration: the shipped files validate; every broken copy is refused clearly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rotator.cli import main
+from rotator.config import Project, validate_ami
+from rotator.durations import parse_duration
+from rotator.errors import InputError
+from rotator.plan import Roles, plan_rotation
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    shutil.copytree(ROOT / "groups", tmp_path / "groups",
+                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    return Project(tmp_path)
+
+
+def edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def validate(project: Project):
+    result = CliRunner().invoke(main, ["validate"], env={"ROTATOR_ROOT": str(project.root)})
+    return result.exit_code, result.output
+
+
+def test_every_shipped_group_and_policy_validates():
+    groups, policies, errors = Project(ROOT).validate_all()
+    assert errors == []
+    assert {g.name for g in groups} == {"ops-cn", "prd-cn", "ops-sg", "prd-sg-master",
+                                        "prd-sg-slave"}
+    assert {p.name for p in policies} == {"blue-green", "canary", "failover"}
+    by_name = {g.name: g for g in groups}
+    assert by_name["prd-cn"].aws.partition == "aws-cn"
+    assert by_name["prd-sg-master"].peer == "prd-sg-slave"
+    assert by_name["prd-sg-slave"].peer == "prd-sg-master"
+
+
+def test_validate_command_passes_on_the_shipped_files():
+    result = CliRunner().invoke(main, ["validate"], env={"ROTATOR_ROOT": str(ROOT)})
+    assert result.exit_code == 0, result.output
+    assert "5 group(s) and 3 policies are valid" in result.output
+
+
+def _del(key):
+    def change(d):
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        del node[parts[-1]]
+    return change
+
+
+def _set(key, value):
+    def change(d):
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return change
+
+
+GROUP_CASES = [
+    ("missing field", _del("aws.region"), "aws.region", "required field is missing"),
+    ("wrong type", _set("traffic.records.0.ttl", "soon"), "traffic.records.0.ttl", "integer"),
+    ("unknown policy", _set("default_policy", "yolo"), "default_policy", "unknown policy 'yolo'"),
+    ("unknown peer", _set("peer", "prd-mars"), "peer", "unknown peer group 'prd-mars'"),
+    ("partition mismatch", _set("aws.partition", "aws"), "aws", "belongs to partition aws-cn"),
+    ("unknown field", _set("colour", "blue"), "colour", "unknown field"),
+    ("record outside zone", _set("traffic.records.0.name", "www.example.com."),
+     "traffic.records.0", "not inside zone"),
+    ("secret in place of a variable name", _set("aws.credentials.access_key_id_env",
+                                                "AKIA 1234 secret"),
+     "aws.credentials.access_key_id_env", "not an environment variable name"),
+]
+
+
+@pytest.mark.parametrize("label,change,field,message", GROUP_CASES, ids=[c[0] for c in GROUP_CASES])
+def test_broken_group_yaml_is_refused_naming_file_and_field(project, label, change, field, message):
+    path = project.groups_dir / "prd-cn" / "group.yaml"
+    edit_yaml(path, change)
+    code, output = validate(project)
+    assert code == 2, output
+    assert "groups/prd-cn/group.yaml" in output
+    assert field in output
+    assert message in output
+
+
+POLICY_CASES = [
+    ("weight above 100", _set("steps.0.weight", 120), "steps", "less than or equal to 100"),
+    ("steps not ending at 100", _set("steps.0.weight", 60), "steps", "must be 100"),
+    ("unknown step", _set("steps.0", {"wait": 5}), "steps", "unknown step 'wait'"),
+    ("bad duration", _set("retain_stable", "five minutes"), "retain_stable", "duration"),
+    ("bad on_failure", _set("on_failure", "panic"), "on_failure", "'rollback' or 'pause'"),
+]
+
+
+@pytest.mark.parametrize("label,change,field,message", POLICY_CASES, ids=[c[0] for c in POLICY_CASES])
+def test_broken_policy_is_refused_naming_file_and_field(project, label, change, field, message):
+    edit_yaml(project.policies_dir / "blue-green.yaml", change)
+    code, output = validate(project)
+    assert code == 2, output
+    assert "policies/blue-green.yaml" in output
+    assert field in output and message in output
+
+
+def test_decreasing_canary_weights_are_refused(project):
+    edit_yaml(project.policies_dir / "canary.yaml", _set("steps.3.weight", 3))
+    code, output = validate(project)
+    assert code == 2 and "weights must increase" in output
+
+
+def test_invalid_yaml_names_the_line(project):
+    path = project.groups_dir / "prd-cn" / "group.yaml"
+    path.write_text(path.read_text().replace("consul:\n", "consul: [\n", 1))
+    code, output = validate(project)
+    assert code == 2
+    assert "groups/prd-cn/group.yaml:" in output and "invalid YAML" in output
+
+
+def test_line_numbers_point_at_the_bad_value(project):
+    path = project.groups_dir / "prd-cn" / "group.yaml"
+    text = path.read_text().replace("ttl: 60}", "ttl: later}", 1)
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "ttl: later" in t)
+    with pytest.raises(InputError) as exc:
+        project.group("prd-cn")
+    assert exc.value.line == line
+
+
+def test_duplicate_group_name_is_refused(project):
+    shutil.copytree(project.groups_dir / "prd-cn", project.groups_dir / "prd-cn2")
+    code, output = validate(project)
+    assert code == 2
+    assert "groups/prd-cn2/group.yaml" in output and "name" in output
+
+
+def test_all_errors_are_listed_at_once(project):
+    edit_yaml(project.groups_dir / "prd-cn" / "group.yaml", _del("consul"))
+    edit_yaml(project.groups_dir / "ops-cn" / "group.yaml", _set("peer", "nobody"))
+    code, output = validate(project)
+    assert code == 2
+    assert "prd-cn/group.yaml" in output and "ops-cn/group.yaml" in output
+    assert "2 error(s)" in output
+
+
+def test_invalid_app_json_is_refused_naming_the_file(project):
+    (project.groups_dir / "prd-cn" / "apps" / "web.json").write_text('{"id": "web", "instances": }')
+    code, output = validate(project)
+    assert code == 2 and "apps/web.json" in output
+
+
+def test_unknown_group_lists_the_known_ones(project):
+    with pytest.raises(InputError) as exc:
+        project.group("prd-mars")
+    assert "unknown group 'prd-mars'" in str(exc.value) and "prd-cn" in str(exc.value)
+
+
+@pytest.mark.parametrize("ami", ["ami-0123abcd", "ami-0123456789abcdef0"])
+def test_valid_ami_ids(ami):
+    assert validate_ami(ami) == ami
+
+
+@pytest.mark.parametrize("ami", ["foo", "ami-123", "ami-0123ABCD", "ami-0123abcd0", ""])
+def test_invalid_ami_ids(ami):
+    with pytest.raises(InputError, match="8 or 17 hex digits"):
+        validate_ami(ami)
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("30s", 30), ("5m", 300), ("1h30m", 5400),
+                                          (12, 12), ("250ms", 0.25)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_planner_expands_blue_green_and_canary_with_compensations():
+    project = Project(ROOT)
+    group = project.group("prd-cn")
+    steps = plan_rotation(group, project.policy("canary"), Roles("blue", "green"))
+    assert [s.name for s in steps] == [
+        "provision green", "deploy apps to green", "verify green health",
+        "shift 5% to green", "pause 10s", "gate 1",
+        "shift 25% to green", "pause 10s", "gate 2", "approval",
+        "shift 50% to green", "pause 10s", "gate 3",
+        "shift 100% to green", "bake 30s", "retire blue: out of traffic", "retire blue: destroy",
+    ]
+    shifts = [s for s in steps if s.kind == "shift"]
+    assert all(s.compensation == "weights back to blue" for s in shifts)
+    assert steps[0].compensation == "destroy green"
+    bg = plan_rotation(group, project.policy("blue-green"), Roles("green", "blue"))
+    assert [s.kind for s in bg] == ["provision", "deploy", "verify", "shift", "bake",
+                                    "retire-traffic", "retire-destroy"]
