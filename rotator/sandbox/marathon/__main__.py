@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 
 import uvicorn
 
@@ -23,7 +25,10 @@ def main(argv: list[str] | None = None) -> None:
                                 leader=f"{args.host}:{args.port}")
     print(f"Marathon emulator on http://{args.host}:{args.port} "
           f"({args.agents} agents, {args.step_seconds}s per step)", flush=True)
-    # uvicorn stops cleanly on SIGINT and SIGTERM
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # handler that was there before: make that one exit with status 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(create_app(emulator), host=args.host, port=args.port, log_level="warning",
                 timeout_graceful_shutdown=1)
 
