@@ -6,6 +6,7 @@ Layout under ``<prefix>/<group>/``:
 * ``history/<id>``    the latest version of every rotation, for ``history()``;
 * ``lock``            held through a session (TTL, renewed by a heartbeat);
                       its value names the holder, shown to whoever is refused;
+* ``control``         operator requests (abort, promotions), apart from the record;
 * ``live``            what serves now (slot, AMI, weights) for confd-style templates.
 
 The lock's session uses behaviour ``delete``: when a holder dies its session
@@ -195,6 +196,29 @@ class ConsulRecordStore:
             self._key(group, "history") + "/", recurse=True))
         entries = sorted(entries or [], key=lambda e: e["CreateIndex"])
         return [json.loads(e["Value"]) for e in entries if e.get("Value")]
+
+    def read_control(self, group: str) -> dict[str, Any]:
+        _, entry = self._call("read control", lambda: self.client().kv.get(self._key(group, "control")))
+        return json.loads(entry["Value"]) if entry and entry.get("Value") else {}
+
+    def write_control(self, group: str, rotation_id: str, *, abort: str | None = None,
+                      promote: bool = False) -> dict[str, Any]:
+        """Read-modify-write with cas, retried: two operators promoting at once both count."""
+        client = self.client()
+        key = self._key(group, "control")
+        while True:
+            _, entry = self._call("read control", lambda: client.kv.get(key))
+            control = json.loads(entry["Value"]) if entry and entry.get("Value") else {}
+            if control.get("rotation_id") != rotation_id:
+                control = {"rotation_id": rotation_id, "abort": None, "promotions": 0}
+            if abort:
+                control["abort"] = abort
+            if promote:
+                control["promotions"] = int(control.get("promotions", 0)) + 1
+            cas = entry["ModifyIndex"] if entry else 0
+            body = json.dumps(control, sort_keys=True)
+            if self._call("write control", lambda b=body, c=cas: client.kv.put(key, b, cas=c)):
+                return control
 
     def publish_live(self, group: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, sort_keys=True)
