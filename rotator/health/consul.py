@@ -123,8 +123,11 @@ class ConsulGateWatch:
         backoff = src.error_backoff
         bucket = _TokenBucket(rate=10.0, burst=2)
         wait = f"{max(1, int(src.block_seconds))}s"
+        spurious = False
         while not self._stop.is_set():
-            pause = bucket.take()
+            # Only answers that changed nothing are throttled: a real change is re-queried at
+            # once (detection latency), a storm of spurious wake-ups cannot spin the loop.
+            pause = bucket.take() if spurious else 0.0
             if pause and self._stop.wait(pause):
                 break
             try:
@@ -141,16 +144,18 @@ class ConsulGateWatch:
             new_index = int(raw_index)
             # Consul's rule: an index that goes backwards means start over from 0.
             index = new_index if (index is None or new_index >= index) and new_index > 0 else None
-            self._deliver(slot, _Observation(instances=_instances(entries or [])))
+            spurious = not self._deliver(slot, _Observation(instances=_instances(entries or [])))
         client.http.session.close()
 
-    def _deliver(self, slot: int, obs: _Observation) -> None:
+    def _deliver(self, slot: int, obs: _Observation) -> bool:
+        """Store an answer; False when it changed nothing (a spurious wake-up)."""
         with self._cond:
             if self._observations[slot] == obs:
-                return  # a spurious wake-up: nothing to re-evaluate
+                return False
             self._observations[slot] = obs
             self._generation += 1
             self._cond.notify_all()
+            return True
 
     # ------------------------------------------------------------------ GateWatch
 
