@@ -20,7 +20,7 @@ def build_steps(current: dict[str, dict[str, Any]], target: dict[str, dict[str, 
     for app_id in sorted(set(target) & set(current)):
         if app_id in restarts:
             moves[app_id] = "RestartApplication"
-        elif target[app_id] != current[app_id]:
+        elif target[app_id] is not current[app_id] and target[app_id] != current[app_id]:
             same = scale_only(target[app_id], current[app_id])
             moves[app_id] = "ScaleApplication" if same else "RestartApplication"
 

@@ -381,13 +381,14 @@ class MarathonEmulator:
     ) -> Deployment:
         """Store ``target`` as the new world and start the deployment that gets there."""
         current = self._specs()
-        for app_id, spec in target.items():
-            keep_service_ports(spec, current.get(app_id))
-            self._assign_service_ports(spec)
-        for app_id in target:
-            for gid in self._groups:
-                if gid == app_id:
-                    raise invalid([("/id", f"An app cannot have the id of existing group {gid}")])
+        # stored specs are never mutated in place, so identity means "unchanged"
+        changed = [a for a, spec in target.items() if current.get(a) is not spec]
+        taken = {pd["port"] for spec in current.values() for pd in spec.get("portDefinitions", [])}
+        for app_id in changed:
+            keep_service_ports(target[app_id], current.get(app_id))
+            self._assign_service_ports(target[app_id], taken)
+            if app_id in self._groups:
+                raise invalid([("/id", f"An app cannot have the id of existing group {app_id}")])
         steps = build_steps(current, target, restarts)
         affected = {a for step in steps for _, a in step}
         if dry_run:
@@ -430,7 +431,7 @@ class MarathonEmulator:
             for gid in self._ancestors(app_id):
                 self._group_versions[gid] = version
         self._group_versions["/"] = version
-        self._group_history.append((version, copy.deepcopy(self._specs()), frozenset(self._groups)))
+        self._group_history.append((version, self._specs(), frozenset(self._groups)))
         del self._group_history[:-MAX_VERSIONS]
         dep = Deployment(str(uuid.uuid4()), version, steps,
                          {a: copy.deepcopy(current.get(a)) for a in affected},
@@ -443,15 +444,13 @@ class MarathonEmulator:
         self._drive(now)
         return dep
 
-    def _assign_service_ports(self, spec: dict[str, Any]) -> None:
-        taken = {pd["port"] for rec in self._apps.values() for pd in rec.spec.get("portDefinitions", [])
-                 if rec.spec["id"] != spec["id"]}
+    def _assign_service_ports(self, spec: dict[str, Any], taken: set[int]) -> None:
         for pd in spec.get("portDefinitions", []):
             if pd.get("port") == 0:
                 while self._next_service_port in taken:
                     self._next_service_port += 1
                 pd["port"] = self._next_service_port
-                self._next_service_port += 1
+                taken.add(pd["port"])
 
     def _ancestors(self, path_id: str) -> list[str]:
         segs = path_segments(path_id)
@@ -786,13 +785,14 @@ class MarathonEmulator:
                 factor = body["scaleBy"]
                 if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 0:
                     raise invalid([("/scaleBy", "must be a number >= 0")])
-                target = copy.deepcopy(self._specs())
-                for app_id, spec in target.items():
+                target = self._specs()
+                for app_id, spec in list(target.items()):
                     if under(app_id, gid):
-                        spec["instances"] = math.ceil(spec["instances"] * factor)
+                        target[app_id] = {**spec,
+                                          "instances": math.ceil(spec["instances"] * factor)}
                 dep = self._apply(target, force=force, dry_run=dry_run)
             else:
-                target = copy.deepcopy(self._specs())
+                target = self._specs()  # _group_target replaces entries, never edits them
                 groups = set(self._groups)
                 if gid != "/":
                     groups.add(gid)
