@@ -80,6 +80,9 @@ class AwsEmulator:
             threaded=True,
             request_handler=_quiet(WSGIRequestHandler),
         )
+        # Idle keep-alive connections must not hold up stop() or process exit.
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
         threading.Thread(target=self._load_moto, name="aws-emulator-load", daemon=True).start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"aws-emulator-{self.port}", daemon=True
