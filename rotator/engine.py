@@ -30,7 +30,7 @@ from rotator.ports import (
     TrafficRouter,
     Verdict,
 )
-from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, _world_weights
+from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_weights
 
 
 class LockLost(RotatorError):
@@ -103,8 +103,8 @@ class Engine:
         """Plan against the world as it is now (also used by ``rotate plan``)."""
         now = self.clock()
         state = self.traffic.read()
-        weights = _world_weights(state)
-        if state.weights and not weights:
+        weights = world_weights(state)
+        if weights is None:
             raise Refused(
                 f"the records of {self.group.name} disagree on their weights "
                 f"({state.weights}): fix them by hand or finish the rotation that split them"

@@ -48,10 +48,12 @@ class TerraformEnv(_Model):
 
 class MarathonEnv(_Model):
     proxy: str | None = None  # HTTP proxy through which slot Marathons are reached
+    anonymous: bool = False  # the Marathons there take no credentials
 
 
 class ConsulEnv(_Model):
     address: str | None = None  # overrides every group's consul.address
+    anonymous: bool = False  # that Consul takes no token
 
 
 class StateEnv(_Model):

@@ -222,15 +222,17 @@ def _weights(ctx: StepContext, candidate_weight: int) -> dict[str, int]:
     return out
 
 
-def _world_weights(state: TrafficState) -> dict[str, int]:
-    """Per-slot share now, when every record agrees (None-like {} when they do not)."""
-    seen = {tuple(sorted(w.items())) for w in state.weights.values()}
-    return dict(seen.pop()) if len(seen) == 1 else {}
+def world_weights(state: TrafficState) -> dict[str, int] | None:
+    """Per-slot share now (slots at 0 left out), or None when the records disagree."""
+    seen = {tuple(sorted((s, w) for s, w in ws.items() if w)) for ws in state.weights.values()}
+    if len(seen) > 1:
+        return None
+    return dict(seen.pop()) if seen else {}
 
 
 def _set_weights(ctx: StepContext, target: dict[str, int]) -> None:
-    world = _world_weights(ctx.traffic.read())
-    if world and {k: v for k, v in world.items() if v} == {k: v for k, v in target.items() if v}:
+    world = world_weights(ctx.traffic.read())
+    if world and world == {k: v for k, v in target.items() if v}:
         ctx.record.weights = target
         return
     # After a crash between the change and the record's update, the world may
@@ -342,7 +344,7 @@ class RollbackWeights(Step):
 
     def act(self, ctx, state):
         target = {state.params["slot"]: 100, ctx.record.candidate: 0}
-        world = _world_weights(ctx.traffic.read())
+        world = world_weights(ctx.traffic.read()) or {}
         if world.get(ctx.record.candidate, 0) == 0 and not ctx.record.weights.get(
                 ctx.record.candidate):
             ctx.record.weights = target
@@ -355,8 +357,8 @@ class RollbackWeights(Step):
         target = {state.params["slot"]: 100, ctx.record.candidate: 0}
         if not ctx.traffic.settled(target, ctx.live_slots(), wait):
             return Progress.running("waiting for the stable slot to carry all traffic")
-        world = _world_weights(ctx.traffic.read())
-        if world.get(ctx.record.candidate, 0) != 0:
+        world = world_weights(ctx.traffic.read())
+        if world is None or world.get(ctx.record.candidate, 0) != 0:
             return Progress.failed(f"weights read back {world}, expected {target}")
         return Progress.done(f"{state.params['slot']} carries 100%")
 

@@ -53,11 +53,11 @@ class AwsAccess:
             region_name=self.region,
         )
 
-    def client(self, service: str):
+    def client(self, service: str, config=None):
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": 8},
-                        connect_timeout=5, read_timeout=30)
+        config = config or Config(retries={"mode": "standard", "max_attempts": 8},
+                                  connect_timeout=5, read_timeout=30)
         return self.boto3_session().client(service, endpoint_url=self.endpoint_url, config=config)
 
     def terraform_env(self) -> dict[str, str]:
@@ -148,13 +148,11 @@ def make_apps(group: GroupConfig, env: Environment):
     from rotator.apps.marathon import MarathonDeployer
 
     username = password = None
-    if group.marathon.credentials is not None:
+    if group.marathon.credentials is not None and not env.marathon.anonymous:
         username = _secret_from_env(group.marathon.credentials.username_env, group,
                                     "marathon.credentials.username_env")
         password = _secret_from_env(group.marathon.credentials.password_env, group,
                                     "marathon.credentials.password_env")
-    if env.aws.credentials is not None:  # the sandbox's Marathons take no credentials
-        username = password = None
     return MarathonDeployer(username=username, password=password, proxy=env.marathon.proxy,
                             on_conflict=group.marathon.on_conflict)
 
@@ -163,13 +161,14 @@ def make_health(group: GroupConfig, env: Environment):
     from rotator.health.consul import ConsulHealthSource
 
     token = None
-    if group.consul.token_env and env.consul.address is None:
-        token = os.environ.get(group.consul.token_env)
+    if group.consul.token_env and not env.consul.anonymous:
+        token = _secret_from_env(group.consul.token_env, group, "consul.token_env")
     return ConsulHealthSource(env.consul.address or group.consul.address,
                               group.consul.datacenter, token)
 
 
 def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
+    from rotator.traffic.calls import client_config
     from rotator.traffic.router import build_group_router
     from rotator.traffic.spec import ElbSpec, RecordSpec
 
@@ -189,8 +188,9 @@ def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
         group.name,
         [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl) for r in group.traffic.records],
         [ElbSpec(name=e.name, role=e.role) for e in group.traffic.elbs],
-        route53=access.client("route53"),
-        elb=access.client("elb"),
+        # the routers retry with their own jittered backoff: botocore must not retry too
+        route53=access.client("route53", client_config()),
+        elb=access.client("elb", client_config()),
         services_passing=services_passing,
         slot_of=slot_of,
     )

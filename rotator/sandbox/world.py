@@ -239,8 +239,8 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
             },
             "extra_env": {"AWS_EC2_METADATA_DISABLED": "true"},
         },
-        "marathon": {"proxy": info["marathon_proxy"]},
-        "consul": {"address": info["consul"]},
+        "marathon": {"proxy": info["marathon_proxy"], "anonymous": True},
+        "consul": {"address": info["consul"], "anonymous": True},
         "state": {"backend": "file", "path": state_path},
         "sandbox_control": info["aws"],
     }
