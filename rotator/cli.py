@@ -290,7 +290,7 @@ def failback_cmd(group, force, yes, output):
     if sys.stdout.isatty() and not yes and not click.confirm(
             f"Move all traffic of the pair back to {group}?", default=False):
         raise InputError("cancelled: nothing was changed")
-    event = run_failover(project, peer, group, force=force)
+    event = run_failover(project, peer, group, force=force, action="failback")
     _print_event(event, output)
 
 

@@ -358,7 +358,8 @@ def _dead_holder(info) -> bool:
     return info.host == socket.gethostname() and not _pid_alive(info.pid)
 
 
-def run_failover(project: Project, source: str, target: str, *, force: bool) -> dict[str, Any]:
+def run_failover(project: Project, source: str, target: str, *, force: bool,
+                 action: str = "failover") -> dict[str, Any]:
     from rotator.failover_runner import failover_between
 
-    return failover_between(project, source, target, force=force)
+    return failover_between(project, source, target, force=force, action=action)
