@@ -172,6 +172,8 @@ class GroupConfig(_Strict):
     consul: ConsulSettings
     traffic: TrafficSettings = TrafficSettings()
     peer: str | None = None
+    # the slave of a master/slave pair: its records carry weight only after a failover
+    standby: bool = False
     default_policy: str = "blue-green"
 
     # filled by the loader, not by the file
@@ -438,6 +440,9 @@ class Project:
                 f"unknown policy {group.default_policy!r}",
                 file=path, field="default_policy", line=doc.line_of(("default_policy",)),
             ))
+        if group.standby and group.peer is None:
+            errors.append(InputError("a standby group needs a peer", file=path, field="standby",
+                                     line=doc.line_of(("standby",))))
         if group.peer is not None:
             if group.peer == group.name:
                 errors.append(InputError("a group cannot be its own peer", file=path,

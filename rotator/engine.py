@@ -110,6 +110,13 @@ class Engine:
                 f"({state.weights}): fix them by hand or finish the rotation that split them"
             )
         world = WorldView(weights=weights, slots_with_resources=self.infra.slots_with_resources())
+        if self.group.standby and not weights and world.slots_with_resources:
+            # Its peer serves the pair's records: a rotation would put weight on it.
+            raise Refused(
+                f"{self.group.name} is on standby ({self.group.peer} serves the pair's records); "
+                f"rotating a standby group is not supported: fail over to it first "
+                f"(`rotate failover {self.group.peer} --to {self.group.name}`)"
+            )
         roles = choose_slots(world)
         stable_ami = None
         slots: dict[str, dict[str, Any]] = {}

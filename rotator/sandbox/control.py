@@ -179,7 +179,18 @@ class Sandbox:
         if bad:
             raise SandboxError("the base world could not be built: " + "; ".join(
                 f"{n}: {o}" for n, o in bad.items()))
+        self._masters_take_traffic(say)
         return {"base_amis": amis, "groups": results}
+
+    def _masters_take_traffic(self, say) -> None:
+        """A pair's standby carries no weight until a failover."""
+        from rotator.wiring import run_failover
+
+        for name in self.project.group_names():
+            group = self.project.group(name)
+            if group.standby and group.peer:
+                run_failover(self.project, name, group.peer, force=False, action="failback")
+                say(f"  {group.peer}: serves the pair's records ({name} on standby)")
 
     def up(self, say, step_seconds: float = 0.5) -> dict[str, Any]:
         started = time.monotonic()
