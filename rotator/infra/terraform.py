@@ -42,6 +42,7 @@ from rotator.ports import PlanSummary, SlotOutputs
 log = logging.getLogger(__name__)
 
 SLOTS = ("blue", "green")
+DEFAULT_WORKSPACE = "default"
 # Names a local filesystem mirror of hashicorp/aws (for machines without the registry).
 PROVIDER_MIRROR_SETTING = "ROTATOR_TF_PROVIDER_MIRROR"
 
@@ -136,69 +137,30 @@ class TerraformInfrastructure:
 
     def provision(self, slot: str, ami: str) -> SlotOutputs:
         self._ensure_workspace(slot)
-        res = self._run(
-            slot,
-            "apply",
-            auto_approve=python_terraform.IsFlagged,  # never prompt
-            input=False,
-            json=python_terraform.IsFlagged,
-            var=self._variables(slot, ami),
-            **self._common_options(),
-        )
-        if res.rc != 0:
-            self._raise_for(slot, "apply", res, after_change=True)
+        self._apply(slot, self._variables(slot, ami))
         outputs = self.read_outputs(slot)
         if outputs is None:
             raise TerraformError(f"{self.group}/{slot}: apply left no outputs")
         return outputs
 
     def read_outputs(self, slot: str) -> SlotOutputs | None:
-        if slot not in self._workspaces(slot_check=slot):
+        if slot not in self._workspaces(slot_check=slot) or not self.resources(slot):
             return None
-        if not self.resources(slot):
-            return None
-        res = self._run(slot, "output", json=python_terraform.IsFlagged)
-        if res.rc != 0:
-            self._raise_for(slot, "output", res)
-        return parse_outputs(res.out)
+        return parse_outputs(json.dumps(self._raw_outputs(slot)))
 
     def destroy(self, slot: str) -> None:
         if slot not in self._workspaces(slot_check=slot) or not self.resources(slot):
             return
         ami = _PLACEHOLDER_AMI
         try:
-            outputs = self._raw_outputs(slot)
-            ami = outputs.get("ami", {}).get("value") or ami
+            ami = self._raw_outputs(slot).get("ami", {}).get("value") or ami
         except TerraformError:
             pass
-        res = self._run(
-            slot,
-            "apply",
-            "-destroy",
-            auto_approve=python_terraform.IsFlagged,
-            input=False,
-            json=python_terraform.IsFlagged,
-            var=self._variables(slot, ami),
-            **self._common_options(),
-        )
-        if res.rc != 0:
-            self._raise_for(slot, "destroy", res, after_change=True)
+        self._apply(slot, self._variables(slot, ami), destroy=True)
 
     def plan(self, slot: str, ami: str) -> PlanSummary:
         self._ensure_workspace(slot)
-        opts = self._common_options()
-        opts.pop("parallelism", None)
-        res = self._run(
-            slot,
-            "plan",
-            json=python_terraform.IsFlagged,
-            detailed_exitcode=python_terraform.IsFlagged,
-            var=self._variables(slot, ami),
-            **opts,
-        )
-        if res.rc not in (0, 2):  # -detailed-exitcode: 2 means "there are changes"
-            self._raise_for(slot, "plan", res)
-        return parse_plan(res.out)
+        return self._plan(slot, self._variables(slot, ami))
 
     def slots_with_resources(self) -> list[str]:
         existing = self._workspaces()
@@ -206,15 +168,15 @@ class TerraformInfrastructure:
 
     # -- more ----------------------------------------------------------------
 
-    def resources(self, slot: str) -> list[str]:
-        """Resource addresses in the slot's state (data sources excluded)."""
-        _check_slot(slot)
-        self._ensure_init()
-        res = self._run(slot, "state list")
+    def resources(self, workspace: str) -> list[str]:
+        """Resource addresses in a workspace's state (data sources excluded)."""
+        if workspace != DEFAULT_WORKSPACE:
+            _check_slot(workspace)
+        res = self._run(workspace, "state list")
         if res.rc != 0:
             if "No state file was found" in res.err:
                 return []
-            self._raise_for(slot, "state list", res)
+            self._raise_for(workspace, "state list", res)
         return [a for a in res.out.split() if not _is_data_source(a)]
 
     def init(self) -> None:
@@ -222,6 +184,37 @@ class TerraformInfrastructure:
         self._ensure_init(force=True)
 
     # -- internals -----------------------------------------------------------
+
+    def _apply(self, workspace: str, variables: Mapping[str, Any], destroy: bool = False) -> None:
+        args = ("-destroy",) if destroy else ()
+        res = self._run(
+            workspace,
+            "apply",
+            *args,
+            auto_approve=python_terraform.IsFlagged,  # never prompt
+            input=False,
+            json=python_terraform.IsFlagged,
+            var=dict(variables) or None,
+            **self._common_options(),
+        )
+        if res.rc != 0:
+            self._raise_for(workspace, "destroy" if destroy else "apply", res, after_change=True)
+
+    def _plan(self, workspace: str, variables: Mapping[str, Any]) -> PlanSummary:
+        opts = self._common_options()
+        opts.pop("parallelism", None)
+        res = self._run(
+            workspace,
+            "plan",
+            input=False,
+            json=python_terraform.IsFlagged,
+            detailed_exitcode=python_terraform.IsFlagged,
+            var=dict(variables) or None,
+            **opts,
+        )
+        if res.rc not in (0, 2):  # -detailed-exitcode: 2 means "there are changes"
+            self._raise_for(workspace, "plan", res)
+        return parse_plan(res.out)
 
     def _variables(self, slot: str, ami: str) -> dict[str, Any]:
         variables = dict(self.settings.variables)
@@ -454,3 +447,25 @@ def _friendly(text: str, diags: list[Diagnostic]) -> str:
         if "InvalidAMIID" in blob:
             return f"AMI not found in the group's region ({d.address or 'instance'}): {text}"
     return text
+
+
+class TerraformRoot(TerraformInfrastructure):
+    """A long-lived root in the default workspace (the edge: hosted zone, edge ELBs)."""
+
+    def __init__(self, root_dir: Path, *, name: str, settings: TerraformSettings):
+        super().__init__(root_dir, group=name, settings=settings)
+
+    def apply(self, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Apply; return the outputs as plain values."""
+        self._apply(DEFAULT_WORKSPACE, {**self.settings.variables, **(variables or {})})
+        return self.outputs()
+
+    def outputs(self) -> dict[str, Any]:
+        return {k: v.get("value") for k, v in self._raw_outputs(DEFAULT_WORKSPACE).items()}
+
+    def plan_root(self, variables: Mapping[str, Any] | None = None) -> PlanSummary:
+        return self._plan(DEFAULT_WORKSPACE, {**self.settings.variables, **(variables or {})})
+
+    def destroy_root(self, variables: Mapping[str, Any] | None = None) -> None:
+        if self.resources(DEFAULT_WORKSPACE):
+            self._apply(DEFAULT_WORKSPACE, {**self.settings.variables, **(variables or {})}, destroy=True)

@@ -8,7 +8,9 @@ dummy keys, backend ``endpoints``), nothing in the ``.tf`` files knows about it.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +99,7 @@ class TerraformRuntime:
     mirror: Path | None = None
     cli_config: Path | None = None
     daemons: dict[str, ProviderDaemon] = field(default_factory=dict)
+    _daemon_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self, regions: Iterable[str] = ()) -> TerraformRuntime:
         self.state_dir = Path(self.state_dir)
@@ -120,17 +123,22 @@ class TerraformRuntime:
         """The long-lived provider of ``region`` (started, or reused from an earlier process)."""
         if not self.reattach or self.provider_binary() is None:
             return None
-        current = self.daemons.get(region)
-        if current is not None and current.running():
+        with self._daemon_lock:
+            current = self.daemons.get(region)
+            if current is not None and current.running():
+                return current
+            workdir = self.state_dir / "providers" / region
+            workdir.mkdir(parents=True, exist_ok=True)
+            # Processes sharing the state dir take turns: one starts, the others attach.
+            with open(workdir / "start.lock", "w") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                current = ProviderDaemon.attach(workdir)
+                if current is None:
+                    env = dict(os.environ)
+                    env.update(emulator_env(self.endpoint_url, region))
+                    current = ProviderDaemon(self.provider_binary(), env, workdir).start()
+            self.daemons[region] = current
             return current
-        workdir = self.state_dir / "providers" / region
-        current = ProviderDaemon.attach(workdir)
-        if current is None:
-            env = dict(os.environ)
-            env.update(emulator_env(self.endpoint_url, region))
-            current = ProviderDaemon(self.provider_binary(), env, workdir).start()
-        self.daemons[region] = current
-        return current
 
     def backend_config(self, group: str, region: str) -> dict:
         return {

@@ -10,11 +10,11 @@ locals {
 }
 
 resource "aws_vpc" "slot" {
-  cidr_block           = local.cidr
-  enable_dns_hostnames = true
-  tags                 = merge(local.tags, { Name = local.name })
+  cidr_block = local.cidr
+  tags       = merge(local.tags, { Name = local.name })
 }
 
+# Every node gets a public address (agents pull images, proxies answer the ELB).
 resource "aws_subnet" "public" {
   count                   = 2
   vpc_id                  = aws_vpc.slot.id

@@ -1,0 +1,39 @@
+# Long-lived edge of region cn-north-1 (default workspace; not rotated).
+# Backend bucket, key and region come from `terraform init -backend-config`.
+terraform {
+  required_version = ">= 1.5"
+  backend "s3" {
+    use_lockfile = true
+  }
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0, < 7.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = "cn-north-1"
+  default_tags {
+    tags = { managed-by = "rotator" }
+  }
+}
+
+module "edge" {
+  source    = "../_modules/region"
+  zone_name = "rotator-demo.cn"
+  groups    = ["ops-cn", "prd-cn"]
+}
+
+output "zone_id" {
+  value = module.edge.zone_id
+}
+
+output "zone_name" {
+  value = module.edge.zone_name
+}
+
+output "edge_elbs" {
+  value = module.edge.edge_elbs
+}

@@ -1,0 +1,91 @@
+"""One sandbox for the Terraform tests: the AWS emulator, the real hashicorp/aws provider
+running long-lived per region, and helpers that build adapters on the groups' folders."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rotator.infra.terraform import TerraformInfrastructure, TerraformRoot
+from rotator.sandbox.aws import AwsEmulator
+from rotator.sandbox.terraform_runtime import REGION_OF_GROUP, TerraformRuntime
+from rotator.sandbox.tf_install import find_provider_mirror
+
+REPO = Path(__file__).resolve().parents[2]
+GROUPS = REPO / "groups"
+EDGE = REPO / "edge"
+REGIONS = ("cn-north-1", "ap-southeast-1")
+EDGE_REGION = {"cn": "cn-north-1", "sg": "ap-southeast-1"}
+
+
+@dataclass
+class TfWorld:
+    emulator: AwsEmulator
+    runtime: TerraformRuntime
+    amis: dict[str, str]  # region -> registered AMI id
+    scratch: Path
+
+    def ami(self, group: str) -> str:
+        return self.amis[REGION_OF_GROUP[group]]
+
+    def group(self, name: str, folder: Path | None = None, **settings) -> TerraformInfrastructure:
+        """An adapter on groups/<name> (or a copy of it), with its own data dir and state key."""
+        key = f"tests/{name}-{uuid.uuid4().hex[:8]}/terraform.tfstate"
+        data_dir = self.scratch / f"data-{uuid.uuid4().hex[:8]}"
+        return TerraformInfrastructure(
+            folder or GROUPS / name,
+            group=name,
+            settings=self.runtime.settings(
+                name, REGION_OF_GROUP[name], key=key, data_dir=data_dir, **settings
+            ),
+        )
+
+    def edge(self, name: str) -> TerraformRoot:
+        region = EDGE_REGION[name]
+        return TerraformRoot(
+            EDGE / name,
+            name=f"edge-{name}",
+            settings=self.runtime.settings(
+                "edge",
+                region,
+                key=f"tests/edge-{name}-{uuid.uuid4().hex[:8]}/terraform.tfstate",
+                data_dir=self.scratch / f"data-edge-{name}-{uuid.uuid4().hex[:8]}",
+            ),
+        )
+
+    def copy_group(self, name: str) -> Path:
+        """A private copy of the group folder, next to a copy of the shared modules."""
+        root = self.scratch / f"copy-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(GROUPS / "_modules", root / "_modules")
+        shutil.copytree(GROUPS / name, root / name, ignore=shutil.ignore_patterns(".terraform*"))
+        return root / name
+
+    def running_instances(self, region: str) -> list[dict]:
+        ec2 = self.emulator.client("ec2", region, internal=True)
+        found = []
+        for r in ec2.describe_instances(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        )["Reservations"]:
+            found += r["Instances"]
+        return found
+
+
+@pytest.fixture(scope="session")
+def tf_world(tmp_path_factory):
+    if find_provider_mirror() is None:
+        pytest.skip("no filesystem mirror of hashicorp/aws on this machine")
+    scratch = tmp_path_factory.mktemp("tf")
+    emulator = AwsEmulator(ami_validation=True).start()
+    emulator.warm(*REGIONS)
+    runtime = TerraformRuntime(endpoint_url=emulator.url, state_dir=scratch / "state")
+    try:
+        runtime.start(REGIONS)
+        amis = {r: emulator.register_ami("rotator-base", region=r) for r in REGIONS}
+        yield TfWorld(emulator, runtime, amis, scratch)
+    finally:
+        runtime.stop()
+        emulator.stop()
