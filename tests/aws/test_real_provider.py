@@ -65,12 +65,27 @@ def test_apply_then_no_op_plan_then_destroy(emulator, client, tmp_path):
 
     init = _terraform(workdir, env, "init")
     assert init.returncode == 0, init.stdout + init.stderr
+    # Injected throttling must be retried by the Go SDK as real AWS throttling is.
+    emulator.add_fault("ec2:CreateVpc", "RequestLimitExceeded", count=2)
+    emulator.add_fault("route53:CreateHostedZone", "Throttling", count=1)
+    emulator.add_fault("elb:CreateLoadBalancer", "Throttling", count=1)
     apply = _terraform(workdir, env, "apply", "-auto-approve", *variables)
     try:
         assert apply.returncode == 0, apply.stdout + apply.stderr
+        calls = emulator.calls()
+        assert calls["ec2:CreateVpc"] == 3
+        assert calls["route53:CreateHostedZone"] == 2
+        assert calls["elb:CreateLoadBalancer"] == 3  # two balancers, one throttled once
 
         plan = _terraform(workdir, env, "plan", "-detailed-exitcode", *variables)
         assert plan.returncode == 0, "drift after apply:\n" + plan.stdout + plan.stderr
+
+        # A non-retryable code fails the command and names itself.
+        emulator.add_fault("ec2:DescribeVpcs", "UnauthorizedOperation", count=None)
+        refused = _terraform(workdir, env, "plan", *variables)
+        emulator.clear_faults()
+        assert refused.returncode == 1
+        assert "UnauthorizedOperation" in refused.stderr
 
         outputs = json.loads(_terraform(workdir, env, "output", "-json").stdout)
         assert outputs["elb_zone_id"]["value"] == "Z1GDH35T77C1KE"

@@ -255,12 +255,14 @@ class AwsEmulator:
         finally:
             ec2.terminate_instances(InstanceIds=[builder])
 
-    def client(self, service: str, region: str, *, internal: bool = False) -> Any:
-        """A boto3 client pointed at this emulator (dummy credentials)."""
+    def client(
+        self, service: str, region: str, *, config: Any = None, internal: bool = False
+    ) -> Any:
+        """A boto3 client pointed at this emulator (dummy credentials, optional botocore Config)."""
         import boto3
 
         client = boto3.client(
-            service, region_name=region, endpoint_url=self.url, **DUMMY_CREDENTIALS
+            service, region_name=region, endpoint_url=self.url, config=config, **DUMMY_CREDENTIALS
         )
         if internal:
             client.meta.events.register_first(

@@ -58,7 +58,11 @@ def error_response(
     headers = [("x-amzn-RequestId", request_id)]
     if protocol in ("json", "rest-json"):
         body = json.dumps({"__type": code, "message": message}).encode()
-        headers += [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code)]
+        headers += [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-ErrorType", code),
+            ("Content-Length", str(len(body))),
+        ]
         return status, headers, body
     if protocol == "ec2":
         text = (
@@ -83,5 +87,6 @@ def error_response(
             f"<Code>{code_x}</Code><Message>{message_x}</Message></Error>"
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         )
-    headers.append(("Content-Type", "text/xml"))
-    return status, headers, text.encode()
+    body = text.encode()
+    headers += [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))]
+    return status, headers, body
