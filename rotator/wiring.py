@@ -313,7 +313,26 @@ class Session:
 
         return make_renderer(output, interactive)
 
+    def preflight(self, ami: str) -> None:
+        """Checks that need the world but change nothing: refuse bad input before acting."""
+        from botocore.exceptions import ClientError
+
+        try:
+            images = self.access.client("ec2").describe_images(ImageIds=[ami])["Images"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if not code.startswith("InvalidAMIID"):
+                raise
+            images = []
+        if not images:
+            raise InputError(f"AMI {ami} does not exist in {self.group.aws.region}",
+                             field="--ami")
+        validate = getattr(self.infra, "validate", None)
+        if validate is not None:
+            validate()
+
     def run(self, ami: str, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
+        self.preflight(ami)
         renderer = self._renderer(output, interactive)
         try:
             self._remember_slots()

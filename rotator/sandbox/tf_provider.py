@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,9 @@ class ProviderDaemon:
     def start(self, timeout: float = 60.0) -> ProviderDaemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         sockets = self.workdir / "sockets"
+        if len(str(sockets)) > 64:
+            # A unix socket path is limited to 107 bytes: a deep workdir gets a short one.
+            sockets = Path(tempfile.mkdtemp(prefix="rotator-tfp-"))
         sockets.mkdir(exist_ok=True)
         out_path = self.workdir / "provider.out"
         env = {k: v for k, v in self.env.items() if k not in _DROPPED_ENV}
@@ -157,6 +161,11 @@ class ProviderDaemon:
                     pass
                 if self._proc is not None:
                     self._proc.wait()
+        for path in self.socket_paths():
+            parent = Path(path).parent
+            # Only directories made for the socket (never a shared TMPDIR such as /tmp).
+            if parent.name.startswith("rotator-tfp-") or parent == self.workdir / "sockets":
+                shutil.rmtree(parent, ignore_errors=True)
         self.pid = None
         self.reattach = None
         self._proc = None
