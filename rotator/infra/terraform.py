@@ -132,13 +132,16 @@ class TerraformInfrastructure:
         self._init_lock = threading.Lock()
         self._initialised: str | None = None
         self._secrets = settings.secrets()
+        self._known_workspaces: set[str] = set()  # workspaces are never deleted here
 
     # -- Infrastructure ----------------------------------------------------
 
     def provision(self, slot: str, ami: str) -> SlotOutputs:
         self._ensure_workspace(slot)
-        self._apply(slot, self._variables(slot, ami))
-        outputs = self.read_outputs(slot)
+        out = self._apply(slot, self._variables(slot, ami))
+        outputs = parse_apply_outputs(out)
+        if outputs is None:  # an older Terraform without the outputs message
+            outputs = self.read_outputs(slot)
         if outputs is None:
             raise TerraformError(f"{self.group}/{slot}: apply left no outputs")
         return outputs
@@ -151,12 +154,8 @@ class TerraformInfrastructure:
     def destroy(self, slot: str) -> None:
         if slot not in self._workspaces(slot_check=slot) or not self.resources(slot):
             return
-        ami = _PLACEHOLDER_AMI
-        try:
-            ami = self._raw_outputs(slot).get("ami", {}).get("value") or ami
-        except TerraformError:
-            pass
-        self._apply(slot, self._variables(slot, ami), destroy=True)
+        # Every variable needs a value, but the AMI does not matter to a destroy.
+        self._apply(slot, self._variables(slot, _PLACEHOLDER_AMI), destroy=True)
 
     def plan(self, slot: str, ami: str) -> PlanSummary:
         self._ensure_workspace(slot)
@@ -185,7 +184,8 @@ class TerraformInfrastructure:
 
     # -- internals -----------------------------------------------------------
 
-    def _apply(self, workspace: str, variables: Mapping[str, Any], destroy: bool = False) -> None:
+    def _apply(self, workspace: str, variables: Mapping[str, Any], destroy: bool = False) -> str:
+        """Apply (or destroy); return Terraform's ``-json`` lines."""
         args = ("-destroy",) if destroy else ()
         res = self._run(
             workspace,
@@ -199,6 +199,7 @@ class TerraformInfrastructure:
         )
         if res.rc != 0:
             self._raise_for(workspace, "destroy" if destroy else "apply", res, after_change=True)
+        return res.out
 
     def _plan(self, workspace: str, variables: Mapping[str, Any]) -> PlanSummary:
         opts = self._common_options()
@@ -323,17 +324,20 @@ class TerraformInfrastructure:
         res = self._run(None, "workspace list")
         if res.rc != 0:
             self._raise_for(None, "workspace list", res)
-        return {line.strip(" *") for line in res.out.splitlines() if line.strip(" *")}
+        found = {line.strip(" *") for line in res.out.splitlines() if line.strip(" *")}
+        self._known_workspaces |= found
+        return found
 
     def _ensure_workspace(self, slot: str) -> None:
         """Create the slot's workspace explicitly: TF_WORKSPACE alone would create any
         name silently, so only the two slot names ever get here."""
         _check_slot(slot)
-        if slot in self._workspaces():
+        if slot in self._known_workspaces or slot in self._workspaces():
             return
         res = self._run(None, "workspace new", slot)
         if res.rc != 0 and "already exists" not in (res.out + res.err):
             self._raise_for(None, "workspace new", res)
+        self._known_workspaces.add(slot)
 
     def _raw_outputs(self, slot: str) -> dict[str, Any]:
         res = self._run(slot, "output", json=python_terraform.IsFlagged)
@@ -388,6 +392,19 @@ def parse_outputs(text: str) -> SlotOutputs:
         instances={str(role): [str(i) for i in ids] for role, ids in instances.items()},
         ami=str(value("ami", "")),
     )
+
+
+def parse_apply_outputs(text: str) -> SlotOutputs | None:
+    """The outputs message of ``apply -json`` -> SlotOutputs, None when there is none."""
+    found = None
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if raw.startswith("{") and '"type":"outputs"' in raw.replace(" ", ""):
+            try:
+                found = json.loads(raw).get("outputs")
+            except ValueError:
+                continue
+    return parse_outputs(json.dumps(found)) if found else None
 
 
 def parse_plan(text: str) -> PlanSummary:

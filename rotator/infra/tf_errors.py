@@ -130,7 +130,7 @@ def _diag_from(d: dict) -> Diagnostic:
     return Diagnostic(
         severity=d["severity"],
         summary=d["summary"],
-        detail=" ".join(d["detail"]),
+        detail="\n".join(d["detail"]),
         file=d.get("file"),
         line=d.get("line"),
         address=d.get("address"),

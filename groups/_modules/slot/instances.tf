@@ -1,5 +1,5 @@
 locals {
-  # One entry per instance, spread over both subnets; keys stay stable when a count changes.
+  # One entry per instance, spread over both private subnets; keys stay stable when a count changes.
   roles = {
     mesos-agent = var.agent_count
     proxy       = var.proxy_count
@@ -16,7 +16,7 @@ resource "aws_instance" "node" {
   for_each               = local.instances
   ami                    = var.ami
   instance_type          = var.instance_type
-  subnet_id              = aws_subnet.public[each.value.index % 2].id
+  subnet_id              = aws_subnet.private[each.value.index % 2].id
   vpc_security_group_ids = [aws_security_group.instances.id]
   tags = merge(local.tags, {
     Name = "${local.name}-${each.key}"

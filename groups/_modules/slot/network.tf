@@ -14,19 +14,39 @@ resource "aws_vpc" "slot" {
   tags       = merge(local.tags, { Name = local.name })
 }
 
-# Every node gets a public address (agents pull images, proxies answer the ELB).
+# Public subnets hold the slot's ELB and NAT gateway; the instances live in private
+# subnets and reach out through the NAT (nothing addresses them from the Internet).
 resource "aws_subnet" "public" {
-  count                   = 2
-  vpc_id                  = aws_vpc.slot.id
-  availability_zone       = local.azs[count.index]
-  cidr_block              = cidrsubnet(local.cidr, 8, count.index)
-  map_public_ip_on_launch = true
-  tags                    = merge(local.tags, { Name = "${local.name}-${local.azs[count.index]}" })
+  count             = 2
+  vpc_id            = aws_vpc.slot.id
+  availability_zone = local.azs[count.index]
+  cidr_block        = cidrsubnet(local.cidr, 8, count.index)
+  tags              = merge(local.tags, { Name = "${local.name}-public-${local.azs[count.index]}", tier = "public" })
+}
+
+resource "aws_subnet" "private" {
+  count             = 2
+  vpc_id            = aws_vpc.slot.id
+  availability_zone = local.azs[count.index]
+  cidr_block        = cidrsubnet(local.cidr, 8, 10 + count.index)
+  tags              = merge(local.tags, { Name = "${local.name}-private-${local.azs[count.index]}", tier = "private" })
 }
 
 resource "aws_internet_gateway" "slot" {
   vpc_id = aws_vpc.slot.id
   tags   = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_eip" "nat" {
+  domain = "vpc"
+  tags   = merge(local.tags, { Name = "${local.name}-nat" })
+}
+
+resource "aws_nat_gateway" "slot" {
+  allocation_id = aws_eip.nat.id
+  subnet_id     = aws_subnet.public[0].id
+  tags          = merge(local.tags, { Name = local.name })
+  depends_on    = [aws_internet_gateway.slot]
 }
 
 resource "aws_route_table" "public" {
@@ -38,10 +58,25 @@ resource "aws_route_table" "public" {
   tags = merge(local.tags, { Name = "${local.name}-public" })
 }
 
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.slot.id
+  route {
+    cidr_block     = "0.0.0.0/0"
+    nat_gateway_id = aws_nat_gateway.slot.id
+  }
+  tags = merge(local.tags, { Name = "${local.name}-private" })
+}
+
 resource "aws_route_table_association" "public" {
   count          = 2
   subnet_id      = aws_subnet.public[count.index].id
   route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table_association" "private" {
+  count          = 2
+  subnet_id      = aws_subnet.private[count.index].id
+  route_table_id = aws_route_table.private.id
 }
 
 resource "aws_security_group" "elb" {

@@ -1,0 +1,131 @@
+"""The adapter under faults: bad Terraform, failing and throttled AWS calls, held locks,
+unknown AMIs. Real Terraform and the real provider against the emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rotator.errors import InputError, Refused, StepFailed
+from rotator.infra.tf_errors import TerraformApplyError, TerraformConfigError, TerraformLocked
+
+pytestmark = pytest.mark.slow
+
+
+def _creates(world) -> int:
+    return sum(n for op, n in world.emulator.calls().items() if ":Create" in op or ":Run" in op)
+
+
+def test_syntax_error_names_file_and_line_and_creates_nothing(tf_world):
+    folder = tf_world.copy_group("prd-cn")
+    text = (folder / "main.tf").read_text()
+    lines = text.splitlines()
+    bad_line = len(lines) + 2
+    (folder / "main.tf").write_text(text + "\nresource \"aws_vpc\" \"broken\" {\n  cidr_block = \n}\n")
+    infra = tf_world.group("prd-cn", folder=folder)
+    before = _creates(tf_world)
+    with pytest.raises(TerraformConfigError) as err:
+        infra.provision("blue", tf_world.ami("prd-cn"))
+    assert isinstance(err.value, InputError) and err.value.exit_code == 2
+    assert err.value.file == "main.tf"
+    assert err.value.line in (bad_line, bad_line + 1)
+    assert f"main.tf:{err.value.line}" in str(err.value)
+    assert _creates(tf_world) == before
+
+
+def test_variable_validation_is_a_config_error(tf_world):
+    infra = tf_world.group("prd-sg-slave")
+    with pytest.raises(TerraformConfigError) as err:
+        infra.plan("green", "not-an-ami")
+    assert err.value.file and err.value.line
+    assert "ami" in str(err.value).lower()
+    assert infra.slots_with_resources() == []
+
+
+def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf_world):
+    infra = tf_world.group("prd-cn")
+    tf_world.emulator.add_fault("ec2:RunInstances", "InsufficientInstanceCapacity", count=1, after=2)
+    try:
+        with pytest.raises(TerraformApplyError) as err:
+            infra.provision("blue", tf_world.ami("prd-cn"))
+    finally:
+        tf_world.emulator.clear_faults()
+    failure = err.value
+    assert isinstance(failure, StepFailed)
+    assert "InsufficientInstanceCapacity" in str(failure)
+    assert "module.slot.aws_vpc.slot" in failure.created
+    created_nodes = [a for a in failure.created if "aws_instance.node" in a]
+    assert len(created_nodes) == 4  # five wanted, the third call failed
+    assert not any("aws_elb" in a for a in failure.created)
+    assert infra.slots_with_resources() == ["blue"]
+
+    infra.destroy("blue")
+    assert infra.slots_with_resources() == []
+    assert tf_world.running_instances("cn-north-1") == []
+
+
+def test_throttled_ec2_and_route53_calls_are_retried_to_completion(tf_world):
+    emu = tf_world.emulator
+    for op in ("ec2:RunInstances", "ec2:CreateVpc", "ec2:DescribeSubnets"):
+        emu.add_fault(op, "RequestLimitExceeded", count=2)
+    for op in ("route53:CreateHostedZone", "route53:GetHostedZone"):
+        emu.add_fault(op, "Throttling", count=2)
+    infra = tf_world.group("ops-cn")
+    edge = tf_world.edge("cn")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            slot = pool.submit(infra.provision, "green", tf_world.ami("ops-cn"))
+            zone = pool.submit(edge.apply)
+            outputs, edge_out = slot.result(), zone.result()
+        fired = {f.operation: f.seen for f in emu.faults()}
+        assert all(seen >= 2 for seen in fired.values()), fired
+        assert len(outputs.instances["mesos-agent"]) == 2
+        assert edge_out["zone_id"]
+    finally:
+        emu.clear_faults()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda f: f(), [lambda: infra.destroy("green"), edge.destroy_root]))
+    assert infra.slots_with_resources() == []
+
+
+def test_state_lock_held_by_another_apply_names_the_holder(tf_world):
+    infra = tf_world.group("prd-sg-master")
+    ami = tf_world.ami("prd-sg-master")
+    s3 = tf_world.emulator.client("s3", "ap-southeast-1", internal=True)
+    backend = infra.settings.backend_config
+    lock_key = f"env:/blue/{backend['key']}.tflock"
+    first = threading.Thread(target=infra.provision, args=("blue", ami))
+    first.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            listed = s3.list_objects_v2(Bucket=backend["bucket"], Prefix=lock_key).get("Contents", [])
+            if listed:
+                break
+            assert time.monotonic() < deadline, "the first apply never took the lock"
+            time.sleep(0.1)
+        with pytest.raises(TerraformLocked) as err:
+            infra.provision("blue", ami)
+        assert isinstance(err.value, Refused) and err.value.exit_code == 3
+        lock = err.value.lock
+        assert lock.id and "@" in lock.who
+        assert lock.operation == "OperationTypeApply"
+        assert lock.who in str(err.value) and lock.id in str(err.value)
+    finally:
+        first.join()
+        infra.destroy("blue")
+    assert infra.slots_with_resources() == []
+
+
+def test_unknown_ami_is_a_clear_error(tf_world):
+    infra = tf_world.group("ops-sg")
+    with pytest.raises(TerraformApplyError) as err:
+        infra.provision("green", "ami-0123456789abcdef0")
+    assert "AMI not found" in str(err.value)
+    assert "ami-0123456789abcdef0" in str(err.value)
+    assert not any("aws_instance" in a for a in err.value.created)
+    infra.destroy("green")
+    assert infra.slots_with_resources() == []
