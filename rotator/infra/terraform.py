@@ -300,8 +300,12 @@ class TerraformInfrastructure:
         marker.write_text(fingerprint)
 
     def _raise_init(self, res: RunResult) -> None:
-        diags = errors_of(parse_text_diagnostics(res.err + "\n" + res.out))
-        text = " ".join(d.render() for d in diags) or _tail(res.err or res.out)
+        diags = [
+            d
+            for d in errors_of(parse_text_diagnostics(res.err) + parse_text_diagnostics(res.out))
+            if not d.summary.startswith("Terraform encountered problems during initiali")
+        ]
+        text = "; ".join(d.render() for d in diags) or _tail(res.err or res.out)
         lowered = text.lower()
         if "hashicorp/aws" in lowered and (
             "failed to query available provider packages" in lowered
@@ -348,7 +352,7 @@ class TerraformInfrastructure:
     def _raise_for(self, slot: str | None, what: str, res: RunResult, after_change: bool = False):
         diags = parse_json_diagnostics(res.out)
         if not errors_of(diags):
-            diags = parse_text_diagnostics(res.err + "\n" + res.out)
+            diags = parse_text_diagnostics(res.err) + parse_text_diagnostics(res.out)
         cls = classify(diags, res.err + res.out)
         where = f"{self.group}/{slot}" if slot else self.group
         text = "; ".join(d.render() for d in cls.diagnostics) or _tail(res.err or res.out)

@@ -100,6 +100,10 @@ def parse_text_diagnostics(text: str) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     current: dict | None = None
     for raw in text.splitlines():
+        if raw.strip().startswith("╵") and current:  # end of a boxed diagnostic
+            found.append(_diag_from(current))
+            current = None
+            continue
         line = raw.strip().lstrip(_BOX).strip()
         head = _ERROR_HEAD.match(line)
         if head:

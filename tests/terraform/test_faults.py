@@ -47,7 +47,10 @@ def test_variable_validation_is_a_config_error(tf_world):
 
 def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf_world):
     infra = tf_world.group("prd-cn")
-    tf_world.emulator.add_fault("ec2:RunInstances", "InsufficientInstanceCapacity", count=1, after=2)
+    tf_world.emulator.add_fault(
+        "ec2:RunInstances", "Unsupported", count=1, after=2, status=400,
+        message="The requested configuration is currently not supported.",
+    )
     try:
         with pytest.raises(TerraformApplyError) as err:
             infra.provision("blue", tf_world.ami("prd-cn"))
@@ -55,7 +58,7 @@ def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf
         tf_world.emulator.clear_faults()
     failure = err.value
     assert isinstance(failure, StepFailed)
-    assert "InsufficientInstanceCapacity" in str(failure)
+    assert "Unsupported" in str(failure)
     assert "module.slot.aws_vpc.slot" in failure.created
     created_nodes = [a for a in failure.created if "aws_instance.node" in a]
     assert len(created_nodes) == 4  # five wanted, the third call failed

@@ -14,26 +14,40 @@ pytestmark = pytest.mark.slow
 GROUP_NAMES = sorted(REGION_OF_GROUP)
 
 
-def _cycle_group(world, name):
+def _cycle_group(world, name, slots=("blue",)):
     infra = world.group(name)
     ami = world.ami(name)
     assert infra.slots_with_resources() == []
     assert infra.read_outputs("blue") is None
-    out = infra.provision("blue", ami)
-    plan = infra.plan("blue", ami)
+    outs = {slot: infra.provision(slot, ami) for slot in slots}
+    plan = infra.plan(slots[0], ami)
     listed = infra.slots_with_resources()
-    again = infra.read_outputs("blue")
-    infra.destroy("blue")
-    return infra, out, plan, listed, again
+    again = infra.read_outputs(slots[0])
+    for slot in slots:
+        infra.destroy(slot)
+    return infra, outs, plan, listed, again
 
 
 def test_every_group_applies_replans_clean_and_destroys(tf_world):
-    with ThreadPoolExecutor(len(GROUP_NAMES)) as pool:
-        results = dict(zip(GROUP_NAMES, pool.map(lambda g: _cycle_group(tf_world, g), GROUP_NAMES), strict=True))
+    # prd-cn gets both slots at once (two applies in one folder), the others one each.
+    jobs = {name: ("blue",) for name in GROUP_NAMES}
+    jobs["prd-cn-green"] = ("green",)
+    shared = {}
 
-    for name, (infra, out, plan, listed, again) in results.items():
+    def run(job):
+        if job == "prd-cn-green":
+            return _coexisting_green(tf_world, shared)
+        return _cycle_group(tf_world, job, jobs[job])
+
+    shared["prd-cn"] = tf_world.group("prd-cn")
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = dict(zip(jobs, pool.map(run, jobs), strict=True))
+
+    for name in GROUP_NAMES:
+        infra, outs, plan, listed, again = results[name]
+        out = outs["blue"]
         assert (plan.add, plan.change, plan.destroy) == (0, 0, 0), (name, plan.resources)
-        assert listed == ["blue"]
+        assert "blue" in listed
         assert again == out
         assert out.ami == tf_world.ami(name)
         assert out.elb_name == f"{name}-blue"
@@ -46,10 +60,10 @@ def test_every_group_applies_replans_clean_and_destroys(tf_world):
         assert infra.slots_with_resources() == []
         assert infra.read_outputs("blue") is None
 
-    # What the outputs name is what the emulator holds, tagged by role / group / slot.
+    # What the outputs name is what the emulator held, tagged by role / group / slot.
     ec2 = tf_world.emulator.client("ec2", "cn-north-1", internal=True)
     gone = {i["InstanceId"]: i for r in ec2.describe_instances(
-        InstanceIds=results["prd-cn"][1].instances["proxy"])["Reservations"] for i in r["Instances"]}
+        InstanceIds=results["prd-cn"][1]["blue"].instances["proxy"])["Reservations"] for i in r["Instances"]}
     assert {i["State"]["Name"] for i in gone.values()} == {"terminated"}
     tags = {t["Key"]: t["Value"] for t in next(iter(gone.values()))["Tags"]}
     assert tags["role"] == "proxy" and tags["group"] == "prd-cn" and tags["slot"] == "blue"
@@ -58,32 +72,37 @@ def test_every_group_applies_replans_clean_and_destroys(tf_world):
         assert tf_world.running_instances(region) == []
 
 
-def test_both_slots_coexist_and_elb_fronts_the_proxies(tf_world):
-    infra = tf_world.group("prd-cn")
-    ami = tf_world.ami("prd-cn")
-    with ThreadPoolExecutor(2) as pool:
-        blue, green = pool.map(lambda s: infra.provision(s, ami), ["blue", "green"])
+def _coexisting_green(world, shared):
+    """prd-cn green next to prd-cn blue: distinct VPCs, its own ELB fronting its proxies."""
+    infra = shared["prd-cn"]
+    green = infra.provision("green", world.ami("prd-cn"))
     try:
-        assert infra.slots_with_resources() == ["blue", "green"]
-        assert blue.marathon_url != green.marathon_url
-        elb = tf_world.emulator.client("elb", "cn-north-1", internal=True)
+        elb = world.emulator.client("elb", "cn-north-1", internal=True)
         desc = elb.describe_load_balancers(LoadBalancerNames=[green.elb_name])["LoadBalancerDescriptions"][0]
         assert sorted(i["InstanceId"] for i in desc["Instances"]) == sorted(green.instances["proxy"])
         assert desc["HealthCheck"]["Target"] == "HTTP:80/health"
         attrs = elb.describe_load_balancer_attributes(LoadBalancerName=green.elb_name)
         assert attrs["LoadBalancerAttributes"]["ConnectionDraining"] == {"Enabled": True, "Timeout": 30}
-        ec2 = tf_world.emulator.client("ec2", "cn-north-1", internal=True)
-        cidrs = {v["CidrBlock"] for v in ec2.describe_vpcs(
-            Filters=[{"Name": "tag:group", "Values": ["prd-cn"]}])["Vpcs"]}
-        assert cidrs == {"10.20.0.0/16", "10.21.0.0/16"}
+        ec2 = world.emulator.client("ec2", "cn-north-1", internal=True)
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:group", "Values": ["prd-cn"]},
+                                         {"Name": "tag:slot", "Values": ["green"]}])["Vpcs"]
+        assert [v["CidrBlock"] for v in vpc] == ["10.21.0.0/16"]
+        private = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc[0]["VpcId"]]},
+                                                {"Name": "tag:tier", "Values": ["private"]}])["Subnets"]
+        reservations = ec2.describe_instances(InstanceIds=green.instances["mesos-agent"])["Reservations"]
+        assert {i["SubnetId"] for r in reservations for i in r["Instances"]} <= {s["SubnetId"] for s in private}
+        assert infra.plan("green", world.ami("prd-cn")).change == 0
     finally:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(infra.destroy, ["blue", "green"]))
-    assert infra.slots_with_resources() == []
+        infra.destroy("green")
+    return green
 
 
-@pytest.mark.parametrize("edge", ["cn", "sg"])
-def test_edge_roots_apply_replan_clean_and_destroy(tf_world, edge):
+def test_edge_roots_apply_replan_clean_and_destroy(tf_world):
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda e: _cycle_edge(tf_world, e), ["cn", "sg"]))
+
+
+def _cycle_edge(tf_world, edge):
     root = tf_world.edge(edge)
     out = root.apply()
     try:
