@@ -326,8 +326,9 @@ class Engine:
                 self.sleep(left)
 
     def _watch_candidate(self, ctx: StepContext, progress: Progress, wait: float) -> Progress:
-        """Between traffic steps the candidate's health is still watched."""
-        watch = ctx.watch("background", self.policy.gate)
+        """Between traffic steps the candidate's health is still watched: by the very watch
+        that verified it, which saw every instance pass and so knows a critical one."""
+        watch = ctx.watch("verify", self.policy.gate)
         if watch is None:
             return progress
         result = watch.poll(max(0.0, wait))

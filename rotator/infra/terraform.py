@@ -161,6 +161,12 @@ class TerraformInfrastructure:
         self._ensure_workspace(slot)
         return self._plan(slot, self._variables(slot, ami))
 
+    def validate(self) -> None:
+        """Refuse an invalid configuration (file:line) before any workspace or state changes."""
+        res = self._run(None, "validate")
+        if res.rc != 0:
+            self._raise_for(None, "validate", res)
+
     def slots_with_resources(self) -> list[str]:
         existing = self._workspaces()
         return [s for s in SLOTS if s in existing and self.resources(s)]

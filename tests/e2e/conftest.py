@@ -41,11 +41,19 @@ steps:
 gate: {consecutive_successes: 8, failure_threshold: 1, no_data: 30s}
 deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
 """,
+    "bake-watch": """
+name: bake-watch
+steps:
+  - weight: 100
+gate: {consecutive_successes: 1, no_data: 30s}
+deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
+retain_stable: 25s
+""",
     "canary-fast": """
 name: canary-fast
 steps:
   - weight: 5
-  - pause: 4s
+  - pause: 6s
   - weight: 25
   - approve: {}
   - weight: 100

@@ -69,7 +69,7 @@ def test_candidate_turning_unhealthy_rolls_back(sandbox, phase):
     stable = sandbox.live_slot()
     candidate = OTHER[stable]
     ami = sandbox.bake()
-    policy = {"verify": "slow-verify", "shift": "canary-fast", "bake": "canary-fast"}[phase]
+    policy = {"verify": "slow-verify", "shift": "canary-fast", "bake": "bake-watch"}[phase]
     trigger = {
         "verify": lambda r: r["current"] == "verify",
         "shift": lambda r: r["weights"].get(candidate) == 5,
@@ -93,7 +93,9 @@ def test_candidate_turning_unhealthy_rolls_back(sandbox, phase):
         run = sandbox.rotate("promote", "prd-cn")
     breaker.join(5)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "rolled back" in run.stdout and "web" in run.stdout
+    assert "rolled back" in run.stdout
+    # the health watch names the service; the traffic guard, if it sees it first, refuses
+    assert "web" in run.stdout or "services are not passing" in run.stdout
     record = sandbox.record()
     assert record["status"] == "rolled-back"
     assert_only_live(sandbox, stable)
