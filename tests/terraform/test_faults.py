@@ -12,6 +12,8 @@ import pytest
 from rotator.errors import InputError, Refused, StepFailed
 from rotator.infra.tf_errors import TerraformApplyError, TerraformConfigError, TerraformLocked
 
+from .test_groups_apply import cycle_edge
+
 pytestmark = pytest.mark.slow
 
 
@@ -70,27 +72,28 @@ def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf
     assert tf_world.running_instances("cn-north-1") == []
 
 
-def test_throttled_ec2_and_route53_calls_are_retried_to_completion(tf_world):
+def test_edge_roots_and_a_group_complete_under_ec2_elb_and_route53_throttling(tf_world):
     emu = tf_world.emulator
     for op in ("ec2:RunInstances", "ec2:CreateVpc", "ec2:DescribeSubnets"):
         emu.add_fault(op, "RequestLimitExceeded", count=2)
     for op in ("route53:CreateHostedZone", "route53:GetHostedZone"):
         emu.add_fault(op, "Throttling", count=2)
+    emu.add_fault("elb:CreateLoadBalancer", "Throttling", count=2)
     infra = tf_world.group("ops-cn")
-    edge = tf_world.edge("cn")
     try:
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(3) as pool:
             slot = pool.submit(infra.provision, "green", tf_world.ami("ops-cn"))
-            zone = pool.submit(edge.apply)
-            outputs, edge_out = slot.result(), zone.result()
+            # Each edge root: apply, no-op re-plan, checks, destroy.
+            edges = [pool.submit(cycle_edge, tf_world, e) for e in ("cn", "sg")]
+            outputs = slot.result()
+            for e in edges:
+                e.result()
         fired = {f.operation: f.seen for f in emu.faults()}
         assert all(seen >= 2 for seen in fired.values()), fired
         assert len(outputs.instances["mesos-agent"]) == 2
-        assert edge_out["zone_id"]
     finally:
         emu.clear_faults()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda f: f(), [lambda: infra.destroy("green"), edge.destroy_root]))
+        infra.destroy("green")
     assert infra.slots_with_resources() == []
 
 
@@ -100,16 +103,25 @@ def test_state_lock_held_by_another_apply_names_the_holder(tf_world):
     s3 = tf_world.emulator.client("s3", "ap-southeast-1", internal=True)
     backend = infra.settings.backend_config
     lock_key = f"env:/blue/{backend['key']}.tflock"
-    first = threading.Thread(target=infra.provision, args=("blue", ami))
+    # The holder is slowed down, then fails before any instance: the lock is held for a
+    # while and the clean-up is quick.
+    tf_world.emulator.add_fault("ec2:CreateVpc", None, count=1, delay=4.0)
+    tf_world.emulator.add_fault("ec2:RunInstances", "Unsupported", count=None, status=400)
+    holder_error: list[BaseException] = []
+
+    def holder():
+        try:
+            infra.provision("blue", ami)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            holder_error.append(exc)
+
+    first = threading.Thread(target=holder)
     first.start()
     try:
         deadline = time.monotonic() + 30
-        while True:
-            listed = s3.list_objects_v2(Bucket=backend["bucket"], Prefix=lock_key).get("Contents", [])
-            if listed:
-                break
+        while not s3.list_objects_v2(Bucket=backend["bucket"], Prefix=lock_key).get("Contents"):
             assert time.monotonic() < deadline, "the first apply never took the lock"
-            time.sleep(0.1)
+            time.sleep(0.05)
         with pytest.raises(TerraformLocked) as err:
             infra.provision("blue", ami)
         assert isinstance(err.value, Refused) and err.value.exit_code == 3
@@ -119,7 +131,9 @@ def test_state_lock_held_by_another_apply_names_the_holder(tf_world):
         assert lock.who in str(err.value) and lock.id in str(err.value)
     finally:
         first.join()
+        tf_world.emulator.clear_faults()
         infra.destroy("blue")
+    assert isinstance(holder_error[0], TerraformApplyError)
     assert infra.slots_with_resources() == []
 
 
