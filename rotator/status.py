@@ -33,7 +33,7 @@ def group_status(project: Project, name: str) -> dict[str, Any]:
                            "step": record.current_step.name if record.current_step else None,
                            "updated": record.updated_at}
     try:
-        session._remember_slots()
+        session.remember_slots()
         state = session.traffic.read()
         out["records"] = state.weights
         out["elbs"] = {

@@ -335,7 +335,7 @@ class Session:
         self.preflight(ami)
         renderer = self._renderer(output, interactive)
         try:
-            self._remember_slots()
+            self.remember_slots()
             return self.engine(renderer, interactive).start(ami, break_lock=break_lock)
         finally:
             renderer.close()
@@ -343,12 +343,12 @@ class Session:
     def resume(self, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
         renderer = self._renderer(output, interactive)
         try:
-            self._remember_slots()
+            self.remember_slots()
             return self.engine(renderer, interactive).resume(break_lock=break_lock)
         finally:
             renderer.close()
 
-    def _remember_slots(self) -> None:
+    def remember_slots(self) -> None:
         data = self.store.load(self.group.name)
         if data and hasattr(self.traffic, "remember"):
             self.traffic.remember({s: SlotOutputs.from_dict(o) for s, o in data["slots"].items()})
