@@ -133,7 +133,8 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
     kills = 0
     for point in kill_points:
         try:
-            wait_for(lambda p=point: p() or proc.poll() is not None, timeout=240, interval=0.01)
+            wait_for(lambda p=point, q=proc: p() or q.poll() is not None, timeout=240,
+                     interval=0.01)
         finally:
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
