@@ -48,6 +48,19 @@ PROVIDER_MIRROR_SETTING = "ROTATOR_TF_PROVIDER_MIRROR"
 
 # Inherited variables that would change what a command does behind the adapter's back.
 _SCRUBBED_ENV = ("TF_WORKSPACE", "TF_DATA_DIR", "TF_REATTACH_PROVIDERS", "TF_LOG", "TF_LOG_PATH")
+# Inherited AWS identity: a group's Terraform runs with the credentials its settings
+# give, never with whatever the shell holds (a China group must not get global keys).
+_SCRUBBED_AWS_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ENDPOINT_URL",
+)
 _SECRET_ENV_HINTS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY")
 # A placeholder that passes the groups' validation: destroy needs every variable set.
 _PLACEHOLDER_AMI = "ami-00000000"
@@ -239,7 +252,11 @@ class TerraformInfrastructure:
     def _env(self, slot: str | None) -> dict[str, str]:
         env = dict(os.environ) if self.settings.inherit_env else {"PATH": os.environ.get("PATH", "")}
         for key in list(env):
-            if key in _SCRUBBED_ENV or key.startswith("TF_CLI_ARGS"):
+            if (
+                key in _SCRUBBED_ENV
+                or key in _SCRUBBED_AWS_ENV
+                or key.startswith(("TF_CLI_ARGS", "AWS_ENDPOINT_URL_"))
+            ):
                 del env[key]
         env.update(
             {

@@ -134,7 +134,8 @@ class TerraformRuntime:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
                 current = ProviderDaemon.attach(workdir)
                 if current is None:
-                    env = dict(os.environ)
+                    # The sandbox provider signs with dummy keys only, whatever the shell holds.
+                    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
                     env.update(emulator_env(self.endpoint_url, region))
                     current = ProviderDaemon(self.provider_binary(), env, workdir).start()
             self.daemons[region] = current
