@@ -18,7 +18,7 @@ demo: $(STAMP)
 	@$(BIN)/python -m rotator.sandbox.demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 4 --dist loadfile --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"

@@ -1,0 +1,121 @@
+"""`rotate` end to end on the sandbox: automatic rollbacks, bad input, failover.
+Every check reads the emulated world itself."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from tests.e2e.conftest import wait_for
+from tests.e2e.world_checks import OTHER, assert_only_live
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("phase", ["verify", "shift", "bake"])
+def test_candidate_turning_unhealthy_rolls_back(sandbox, phase):
+    stable = sandbox.live_slot()
+    candidate = OTHER[stable]
+    ami = sandbox.bake()
+    policy = {"verify": "slow-verify", "shift": "canary-fast", "bake": "bake-watch"}[phase]
+    trigger = {
+        "verify": lambda r: r["current"] == "verify",
+        "shift": lambda r: r["weights"].get(candidate) == 5,
+        "bake": lambda r: r["current"] == "bake",
+    }[phase]
+
+    def watch_and_break():
+        def ready():
+            rec = sandbox.record()
+            if not rec or rec["ami"] != ami or rec["cursor"] >= len(rec["steps"]):
+                return False
+            rec["current"] = rec["steps"][rec["cursor"]]["kind"]
+            return trigger(rec)
+        wait_for(ready, timeout=240, interval=0.02)
+        sandbox.set_app_health("prd-cn", candidate, "/prd/web", "unhealthy")
+
+    breaker = threading.Thread(target=watch_and_break, daemon=True)
+    breaker.start()
+    run = sandbox.rotate("prd-cn", "--ami", ami, "--policy", policy)
+    if run.returncode == 4:  # canary's approval came first: let it go on
+        run = sandbox.rotate("promote", "prd-cn")
+    breaker.join(5)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "rolled back" in run.stdout
+    # the health watch names the service; the traffic guard, if it sees it first, refuses
+    assert "web" in run.stdout or "services are not passing" in run.stdout
+    record = sandbox.record()
+    assert record["status"] == "rolled-back"
+    assert_only_live(sandbox, stable)
+
+
+@pytest.mark.parametrize("case", ["unknown group", "malformed group", "malformed policy",
+                                  "invalid ami", "unknown ami", "invalid app", "terraform error"])
+def test_bad_input_exits_2_and_changes_nothing(sandbox, case):
+    root = sandbox.root
+    ami = sandbox.bake()
+    group, args = "prd-cn", ["prd-cn", "--ami", ami, "--policy", "fast"]
+    restore: list[tuple] = []
+
+    def spoil(path, old, new):
+        text = path.read_text()
+        restore.append((path, text))
+        path.write_text(text.replace(old, new, 1) if old else new)
+
+    if case == "unknown group":
+        args = ["prd-mars", "--ami", ami]
+    elif case == "malformed group":
+        spoil(root / "groups/prd-cn/group.yaml", "consul:\n", "consul: [\n")
+    elif case == "malformed policy":
+        spoil(root / "policies/fast.yaml", "weight: 100", "weight: 120")
+    elif case == "invalid ami":
+        args = ["prd-cn", "--ami", "foo"]
+    elif case == "unknown ami":
+        args = ["prd-cn", "--ami", "ami-0123456789abcdef0", "--policy", "fast"]
+    elif case == "invalid app":
+        spoil(root / "groups/prd-cn/apps/web.json", '"instances": 2', '"instances": -3')
+    elif case == "terraform error":
+        spoil(root / "groups/prd-cn/main.tf", "module \"slot\" {", "module \"slot\" {{")
+    before = sandbox.snapshot(group)
+    try:
+        run = sandbox.rotate(*args)
+    finally:
+        for path, text in restore:
+            path.write_text(text)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "error:" in run.stderr
+    expected = {"malformed group": "group.yaml", "malformed policy": "fast.yaml",
+                "invalid ami": "--ami", "unknown ami": "does not exist",
+                "invalid app": "web.json", "terraform error": "main.tf",
+                "unknown group": "unknown group"}[case]
+    assert expected in run.stderr
+    assert sandbox.snapshot(group) == before
+
+
+def test_failover_drill_while_the_master_fails_then_failback(sandbox):
+    master, slave = "prd-sg-master", "prd-sg-slave"
+    sg = "ap-southeast-1"
+    master_slot = sandbox.record(master)["candidate"]
+    for app in ("/prd/web", "/prd/api"):
+        sandbox.set_app_health(master, master_slot, app, "unhealthy")
+    run = sandbox.rotate("failover", master, "--to", slave, "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    snap = sandbox.snapshot("prd-sg", sg)
+    weights = {ident: w for (_, ident), w in snap["records"].items()}
+    assert weights[f"{slave}-blue"] == 100 and weights[f"{master}-{master_slot}"] == 0
+    # failing back onto a master that still fails is refused: the target's health is checked
+    refused = sandbox.rotate("failback", master, "--yes")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    for app in ("/prd/web", "/prd/api"):
+        sandbox.set_app_health(master, master_slot, app, "healthy")
+    back = wait_for(lambda: (r := sandbox.rotate("failback", master, "--yes")).returncode == 0
+                    and r, timeout=60, interval=1)
+    assert "failback" in back.stdout
+    snap = sandbox.snapshot("prd-sg", sg)
+    weights = {ident: w for (_, ident), w in snap["records"].items()}
+    assert weights[f"{master}-{master_slot}"] == 100 and weights[f"{slave}-blue"] == 0
+    kinds = [r.get("kind") for r in json.loads(
+        sandbox.rotate("history", master, "--output", "json").stdout)]
+    assert "failover" in kinds and "failback" in kinds
