@@ -49,9 +49,11 @@ resource "aws_elb" "edge" {
     unhealthy_threshold = 2
   }
 
-  cross_zone_load_balancing   = true
-  connection_draining         = true
-  connection_draining_timeout = 30
+  cross_zone_load_balancing = true
+  connection_draining       = true
+  # Short-lived HTTP requests: 10 s lets them finish; raise it for long-lived connections
+  # (rotator waits out whatever is set here before destroying a slot).
+  connection_draining_timeout = 10
   tags                        = { group = each.key, role = "edge" }
 
   # The rotator registers and deregisters the live slot's instances.
