@@ -97,21 +97,20 @@ def test_edge_roots_and_a_group_complete_under_ec2_elb_and_route53_throttling(tf
     assert infra.slots_with_resources() == []
 
 
-def test_state_lock_held_by_another_apply_names_the_holder(tf_world):
+def test_held_lock_names_the_holder_and_unknown_ami_is_a_clear_error(tf_world):
+    """Two things, one slow apply: the holder of the lock boots an AMI the region does
+    not know (slowed down so the lock is held for a while); the second apply is refused."""
     infra = tf_world.group("prd-sg-master")
-    ami = tf_world.ami("prd-sg-master")
+    unknown_ami = "ami-0123456789abcdef0"
     s3 = tf_world.emulator.client("s3", "ap-southeast-1", internal=True)
     backend = infra.settings.backend_config
     lock_key = f"env:/blue/{backend['key']}.tflock"
-    # The holder is slowed down, then fails before any instance: the lock is held for a
-    # while and the clean-up is quick.
     tf_world.emulator.add_fault("ec2:CreateVpc", None, count=1, delay=4.0)
-    tf_world.emulator.add_fault("ec2:RunInstances", "Unsupported", count=None, status=400)
     holder_error: list[BaseException] = []
 
     def holder():
         try:
-            infra.provision("blue", ami)
+            infra.provision("blue", unknown_ami)
         except BaseException as exc:  # noqa: BLE001 - checked below
             holder_error.append(exc)
 
@@ -123,7 +122,7 @@ def test_state_lock_held_by_another_apply_names_the_holder(tf_world):
             assert time.monotonic() < deadline, "the first apply never took the lock"
             time.sleep(0.05)
         with pytest.raises(TerraformLocked) as err:
-            infra.provision("blue", ami)
+            infra.provision("blue", tf_world.ami("prd-sg-master"))
         assert isinstance(err.value, Refused) and err.value.exit_code == 3
         lock = err.value.lock
         assert lock.id and "@" in lock.who
@@ -132,17 +131,11 @@ def test_state_lock_held_by_another_apply_names_the_holder(tf_world):
     finally:
         first.join()
         tf_world.emulator.clear_faults()
-        infra.destroy("blue")
-    assert isinstance(holder_error[0], TerraformApplyError)
-    assert infra.slots_with_resources() == []
 
-
-def test_unknown_ami_is_a_clear_error(tf_world):
-    infra = tf_world.group("ops-sg")
-    with pytest.raises(TerraformApplyError) as err:
-        infra.provision("green", "ami-0123456789abcdef0")
-    assert "AMI not found" in str(err.value)
-    assert "ami-0123456789abcdef0" in str(err.value)
-    assert not any("aws_instance" in a for a in err.value.created)
-    infra.destroy("green")
+    failure = holder_error[0]
+    assert isinstance(failure, TerraformApplyError)
+    assert "AMI not found" in str(failure) and unknown_ami in str(failure)
+    assert not any("aws_instance" in a for a in failure.created)
+    assert "module.slot.aws_vpc.slot" in failure.created
+    infra.destroy("blue")
     assert infra.slots_with_resources() == []
