@@ -182,7 +182,9 @@ class TerraformRuntime:
             **options,
         )
 
-    def stop(self) -> None:
+    def stop(self, include_attached: bool = False) -> None:
+        """Stop the providers this runtime started (and, if asked, those it attached to)."""
         for daemon in self.daemons.values():
-            daemon.stop()
+            if include_attached or daemon.started_here:
+                daemon.stop()
         self.daemons.clear()

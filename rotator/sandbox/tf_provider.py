@@ -118,6 +118,11 @@ class ProviderDaemon:
             return None
         return daemon
 
+    @property
+    def started_here(self) -> bool:
+        """Whether this object started the process (rather than attached to it)."""
+        return self._proc is not None
+
     def running(self) -> bool:
         if self.pid is None or self.reattach is None:
             return False

@@ -115,3 +115,29 @@ def test_provider_daemon_start_attach_from_another_process_and_stop(tmp_path):
     assert ProviderDaemon.attach(tmp_path / "p") is None
     with pytest.raises(ProcessLookupError):
         os.kill(entry["Pid"], 0)
+
+
+def test_runtimes_sharing_a_state_dir_share_one_provider_per_region(tmp_path):
+    from rotator.sandbox.terraform_runtime import TerraformRuntime
+
+    if find_provider_mirror() is None:
+        pytest.skip("no hashicorp/aws mirror")
+    first = TerraformRuntime(endpoint_url="http://127.0.0.1:9", state_dir=tmp_path).start()
+    second = TerraformRuntime(endpoint_url="http://127.0.0.1:9", state_dir=tmp_path).start()
+    try:
+        settings = first.settings("prd-cn")
+        assert settings.env["TF_CLI_CONFIG_FILE"] == str(tmp_path / "terraform.rc")
+        assert settings.backend_config["bucket"] == "rotator-tfstate-cn-north-1"
+        assert settings.backend_config["endpoints"] == {"s3": "http://127.0.0.1:9"}
+        reattach = settings.env["TF_REATTACH_PROVIDERS"]
+        assert second.settings("ops-cn").env["TF_REATTACH_PROVIDERS"] == reattach
+        other_region = second.settings("ops-sg").env["TF_REATTACH_PROVIDERS"]
+        assert other_region != reattach  # one provider per region
+        pid = first.daemons["cn-north-1"].pid
+        second.stop()  # leaves the provider it only attached to
+        assert first.daemons["cn-north-1"].running()
+    finally:
+        first.stop()
+        second.stop(include_attached=True)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
