@@ -29,7 +29,7 @@ def realistic() -> list[dict]:
 
 @pytest.mark.parametrize("strategy", ["group", "apps"])
 def test_realistic_apps_deploy_and_become_healthy(serve, strategy: str) -> None:
-    m = serve()
+    m = serve(step_seconds=0.5)  # slow enough that the deployments are still running below
     deployer = MarathonDeployer(strategy=strategy)
     apps = realistic()
     ids = deployer.start(m.url, apps)
