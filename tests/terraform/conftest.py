@@ -65,10 +65,13 @@ class TfWorld:
         return root / name
 
     def running_instances(self, region: str) -> list[dict]:
+        """Running instances made by the groups' Terraform (their provider's default tag):
+        moto's state is per process, and other tests in this process make instances too."""
         ec2 = self.emulator.client("ec2", region, internal=True)
         found = []
         for r in ec2.describe_instances(
-            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]},
+                     {"Name": "tag:managed-by", "Values": ["rotator"]}]
         )["Reservations"]:
             found += r["Instances"]
         return found
