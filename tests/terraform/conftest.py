@@ -64,17 +64,25 @@ class TfWorld:
         shutil.copytree(GROUPS / name, root / name, ignore=shutil.ignore_patterns(".terraform*"))
         return root / name
 
-    def running_instances(self, region: str) -> list[dict]:
-        """Running instances made by the groups' Terraform (their provider's default tag):
-        moto's state is per process, and other tests in this process make instances too."""
+    def running_instance_ids(self, region: str, group: str, slot: str) -> set[str]:
+        """Running instances of a group's slot. moto's state is per process, and other
+        tests in this process may hold live slots: compare snapshots, not totals."""
         ec2 = self.emulator.client("ec2", region, internal=True)
-        found = []
+        found = set()
         for r in ec2.describe_instances(
-            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]},
-                     {"Name": "tag:managed-by", "Values": ["rotator"]}]
+            Filters=[
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                {"Name": "tag:group", "Values": [group]},
+                {"Name": "tag:slot", "Values": [slot]},
+            ]
         )["Reservations"]:
-            found += r["Instances"]
+            found |= {i["InstanceId"] for i in r["Instances"]}
         return found
+
+    def instance_states(self, region: str, ids: list[str]) -> set[str]:
+        ec2 = self.emulator.client("ec2", region, internal=True)
+        found = ec2.describe_instances(InstanceIds=list(ids))["Reservations"]
+        return {i["State"]["Name"] for r in found for i in r["Instances"]}
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,7 @@ def test_variable_validation_is_a_config_error(tf_world):
 
 def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf_world):
     infra = tf_world.group("prd-cn")
+    before = tf_world.running_instance_ids("cn-north-1", "prd-cn", "blue")
     tf_world.emulator.add_fault(
         "ec2:RunInstances", "Unsupported", count=1, after=2, status=400,
         message="The requested configuration is currently not supported.",
@@ -66,10 +67,12 @@ def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf
     assert len(created_nodes) == 4  # five wanted, the third call failed
     assert not any("aws_elb" in a for a in failure.created)
     assert infra.slots_with_resources() == ["blue"]
+    made = tf_world.running_instance_ids("cn-north-1", "prd-cn", "blue") - before
+    assert len(made) == 4
 
     infra.destroy("blue")
     assert infra.slots_with_resources() == []
-    assert tf_world.running_instances("cn-north-1") == []
+    assert tf_world.instance_states("cn-north-1", sorted(made)) == {"terminated"}
 
 
 def test_edge_roots_and_a_group_complete_under_ec2_elb_and_route53_throttling(tf_world):

@@ -61,16 +61,19 @@ def test_every_group_applies_replans_clean_and_destroys(tf_world):
         assert infra.slots_with_resources() == []
         assert infra.read_outputs("blue") is None
 
-    # What the outputs name is what the emulator held, tagged by role / group / slot.
+    # What the outputs named is what the emulator held, tagged by role / group / slot,
+    # and every instance of every group is terminated now.
     ec2 = tf_world.emulator.client("ec2", "cn-north-1", internal=True)
     gone = {i["InstanceId"]: i for r in ec2.describe_instances(
         InstanceIds=results["prd-cn"][1]["blue"].instances["proxy"])["Reservations"] for i in r["Instances"]}
-    assert {i["State"]["Name"] for i in gone.values()} == {"terminated"}
     tags = {t["Key"]: t["Value"] for t in next(iter(gone.values()))["Tags"]}
     assert tags["role"] == "proxy" and tags["group"] == "prd-cn" and tags["slot"] == "blue"
     assert tags["Name"].startswith("prd-cn-blue-proxy-")
-    for region in ("cn-north-1", "ap-southeast-1"):
-        assert tf_world.running_instances(region) == []
+    for name in GROUP_NAMES:
+        ids = [i for ids in results[name][1]["blue"].instances.values() for i in ids]
+        assert tf_world.instance_states(REGION_OF_GROUP[name], ids) == {"terminated"}, name
+    green_ids = [i for ids in results["prd-cn-green"].instances.values() for i in ids]
+    assert tf_world.instance_states("cn-north-1", green_ids) == {"terminated"}
 
 
 def _coexisting_green(world, shared):
