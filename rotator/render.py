@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import IO, Any
@@ -56,12 +57,18 @@ def summary(record: RotationRecord) -> dict[str, Any]:
 
 
 class PlainRenderer:
-    """One line per event: for logs and CI."""
+    """One line per event: for logs and CI. A countdown is shown once, not every second."""
 
     def __init__(self, out: IO[str] | None = None):
         self.out = out or sys.stdout
+        self._last_progress = ""
 
     def __call__(self, event: Event) -> None:
+        if event.kind == "step-progress":
+            shape = re.sub(r"\d+", "#", f"{event.step.name if event.step else ''} {event.message}")
+            if shape == self._last_progress:
+                return
+            self._last_progress = shape
         stamp = time.strftime("%H:%M:%S")
         rec = event.record
         step = f" [{event.step.name}]" if event.step else ""
