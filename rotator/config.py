@@ -418,6 +418,7 @@ class Project:
             except InputError as exc:
                 errors.append(exc)
         policy_names = {p.name for p in policies} | set(self.policy_names())
+        partition_of_source: dict[str, tuple[str, str]] = {}
         for name in self.group_names():
             try:
                 group = self.group(name)
@@ -429,6 +430,7 @@ class Project:
                 continue
             groups.append(group)
             errors.extend(self._cross_check(group, policy_names))
+            errors.extend(_credentials_cross_partition(group, partition_of_source))
         return groups, policies, errors
 
     def _cross_check(self, group: GroupConfig, policy_names: Iterable[str]) -> list[InputError]:
@@ -464,3 +466,22 @@ class Project:
             except InputError as exc:
                 errors.append(exc)
         return errors
+
+
+def _credentials_cross_partition(group: GroupConfig,
+                                 seen: dict[str, tuple[str, str]]) -> list[InputError]:
+    """China and global are separate partitions with separate keys: a credential source
+    named by groups of both partitions would hand one partition's keys to the other."""
+    creds = group.aws.credentials
+    sources = [f"profile {creds.profile}"] if creds.profile else [
+        f"variable {creds.access_key_id_env}", f"variable {creds.secret_access_key_env}"]
+    errors = []
+    for source in sources:
+        here = str(group.directory / "group.yaml")
+        other = seen.setdefault(source, (group.aws.partition, here))
+        if other[0] != group.aws.partition:
+            errors.append(InputError(
+                f"{source} is also used in partition {other[0]} ({other[1]}): each partition "
+                "needs its own credentials",
+                file=str(group.directory / "group.yaml"), field="aws.credentials"))
+    return errors

@@ -88,6 +88,8 @@ GROUP_CASES = [
     ("unknown field", _set("colour", "blue"), "colour", "unknown field"),
     ("record outside zone", _set("traffic.records.0.name", "www.example.com."),
      "traffic.records.0", "not inside zone"),
+    ("global keys in a China group", _set("aws.credentials", {"profile": "global-prd"}),
+     "aws.credentials", "each partition needs its own credentials"),
     ("secret in place of a variable name", _set("aws.credentials.access_key_id_env",
                                                 "AKIA 1234 secret"),
      "aws.credentials.access_key_id_env", "not an environment variable name"),
