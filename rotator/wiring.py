@@ -370,11 +370,9 @@ class Session:
 
 
 def _dead_holder(info) -> bool:
-    import socket
+    from rotator.identity import holder_dead
 
-    from rotator.state.file_store import _pid_alive
-
-    return info.host == socket.gethostname() and not _pid_alive(info.pid)
+    return holder_dead(info.host, info.pid)
 
 
 def run_failover(project: Project, source: str, target: str, *, force: bool,

@@ -55,6 +55,19 @@ def emulator_env(endpoint_url: str, region: str) -> dict[str, str]:
     }
 
 
+def emulator_backend(endpoint_url: str) -> dict:
+    """What the S3 backend needs to keep its state (and lock) in the emulator."""
+    return {
+        "endpoints": {"s3": endpoint_url},
+        "use_path_style": True,
+        "skip_credentials_validation": True,
+        "skip_requesting_account_id": True,
+        "skip_metadata_api_check": True,
+        "skip_region_validation": True,
+        "skip_s3_checksum": True,
+    }
+
+
 def create_state_buckets(endpoint_url: str, regions: Iterable[str]) -> list[str]:
     """Create (idempotently) the S3 backend bucket of each region in the emulator."""
     import boto3
@@ -146,13 +159,7 @@ class TerraformRuntime:
             "bucket": state_bucket(region),
             "key": f"groups/{group}/terraform.tfstate",
             "region": region,
-            "endpoints": {"s3": self.endpoint_url},
-            "use_path_style": True,
-            "skip_credentials_validation": True,
-            "skip_requesting_account_id": True,
-            "skip_metadata_api_check": True,
-            "skip_region_validation": True,
-            "skip_s3_checksum": True,
+            **emulator_backend(self.endpoint_url),
         }
 
     def settings(

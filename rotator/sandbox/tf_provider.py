@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rotator.errors import RotatorError
+from rotator.identity import pid_alive
 
 REATTACH_VAR = "TF_REATTACH_PROVIDERS"
 STATE_FILE = "provider.json"
@@ -34,16 +35,6 @@ _DROPPED_ENV = ("AWS_CA_BUNDLE", REATTACH_VAR, "TF_LOG", "TF_LOG_PATH")
 
 class ProviderDaemonError(RotatorError):
     pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ProviderDaemon:
@@ -128,7 +119,7 @@ class ProviderDaemon:
             return False
         if self._proc is not None and self._proc.poll() is not None:
             return False
-        if not _pid_alive(self.pid):
+        if not pid_alive(self.pid):
             return False
         return all(Path(p).exists() for p in self.socket_paths())
 
@@ -156,7 +147,7 @@ class ProviderDaemon:
                 if self._proc is not None:
                     if self._proc.poll() is not None:
                         break
-                elif not _pid_alive(self.pid):
+                elif not pid_alive(self.pid):
                     break
                 time.sleep(0.05)
             else:

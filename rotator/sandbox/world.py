@@ -30,7 +30,7 @@ from typing import Any
 from rotator.sandbox.aws import AwsEmulator
 from rotator.sandbox.consul import ConsulCore, ConsulServer
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
-from rotator.sandbox.terraform_runtime import TerraformRuntime
+from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
 
 log = logging.getLogger("rotator.sandbox.world")
 
@@ -228,15 +228,7 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
             "binary": info["terraform"],
             "cli_config_file": info["cli_config"],
             "reattach_providers_by_region": info["reattach"],
-            "backend_config": {
-                "endpoints": {"s3": info["aws"]},
-                "use_path_style": True,
-                "skip_credentials_validation": True,
-                "skip_requesting_account_id": True,
-                "skip_metadata_api_check": True,
-                "skip_region_validation": True,
-                "skip_s3_checksum": True,
-            },
+            "backend_config": emulator_backend(info["aws"]),
             "extra_env": {"AWS_EC2_METADATA_DISABLED": "true"},
         },
         "marathon": {"proxy": info["marathon_proxy"], "anonymous": True},

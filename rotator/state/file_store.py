@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator.identity import holder as _holder
+from rotator.identity import holder_dead
 from rotator.ports import LockHeld, LockInfo
 
 LOCK_TTL = 60.0
@@ -53,16 +54,6 @@ def _read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class FileLock:
@@ -162,7 +153,7 @@ class FileRecordStore:
         )
 
     def _stale(self, data: dict[str, Any]) -> bool:
-        if data["host"] == socket.gethostname() and not _pid_alive(data["pid"]):
+        if holder_dead(data["host"], data["pid"]):
             return True
         return time.time() - data.get("renewed_at", data["started_at"]) > self.lock_ttl
 
