@@ -168,6 +168,9 @@ class Sandbox:
             if session.store.load(name) and session.store.load(name)["status"] == "done":
                 return name, "already built"
             record = session.engine(Prefixed()).start(amis[session.group.aws.region])
+            if record.status.value == "rolled-back":
+                # The first build is rolled back cleanly on an emulator hiccup: try once more.
+                record = session.engine(Prefixed()).start(amis[session.group.aws.region])
             return name, record.status.value + (f": {record.reason}" if record.reason else "")
 
         results = {}

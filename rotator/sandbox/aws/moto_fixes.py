@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto import settings as moto_settings
+from moto.ec2 import models as ec2_models
 from moto.elb import models as elb_models
 from moto.elb import responses as elb_responses
 from moto.route53 import models as r53_models
@@ -72,6 +73,7 @@ def install() -> None:
         )
         _patch(elb_models.ELBBackend, "describe_instance_health", _describe_instance_health)
         _patch(elb_responses.ELBResponse, "describe_instance_health", _instance_health_response)
+        _patch(ec2_models.EC2Backend, "create_nat_gateway", _create_nat_gateway)
         moto_settings.ENABLE_AMI_VALIDATION = _AmiValidationFlag(moto_settings.ENABLE_AMI_VALIDATION)
         _installed = True
 
@@ -276,6 +278,18 @@ def _modify_load_balancer_attributes(
             "timeout": int(timeout if timeout is not None else 300),
         }
     return original(backend, load_balancer_name, *args, **kwargs)
+
+
+def _create_nat_gateway(original: Callable[..., Any], context: Any, backend: Any,
+                        subnet_id: str, allocation_id: str, *args: Any, **kwargs: Any) -> Any:
+    """AWS makes CreateNatGateway idempotent (ClientToken): an SDK retry of a call that did
+    succeed gets the same gateway back. moto creates a second one, whose EIP association
+    then fails (Resource.AlreadyAssociated)."""
+    for gateway in backend.nat_gateways.values():
+        if (gateway.state != "deleted" and gateway.subnet_id == subnet_id and allocation_id
+                and any(a.get("allocationId") == allocation_id for a in gateway.address_set)):
+            return gateway
+    return original(backend, subnet_id, allocation_id, *args, **kwargs)
 
 
 def _first(mapping: dict[str, Any], *keys: str) -> Any:
