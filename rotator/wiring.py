@@ -315,21 +315,26 @@ class Session:
 
     def preflight(self, ami: str) -> None:
         """Checks that need the world but change nothing: refuse bad input before acting."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from botocore.exceptions import ClientError
 
-        try:
-            images = self.access.client("ec2").describe_images(ImageIds=[ami])["Images"]
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if not code.startswith("InvalidAMIID"):
-                raise
-            images = []
+        validate = getattr(self.infra, "validate", None)
+        with ThreadPoolExecutor(1) as pool:
+            # Terraform spends seconds loading the provider's schema: overlap it.
+            checked = pool.submit(validate) if validate is not None else None
+            try:
+                images = self.access.client("ec2").describe_images(ImageIds=[ami])["Images"]
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if not code.startswith("InvalidAMIID"):
+                    raise
+                images = []
+            if checked is not None:
+                checked.result()
         if not images:
             raise InputError(f"AMI {ami} does not exist in {self.group.aws.region}",
                              field="--ami")
-        validate = getattr(self.infra, "validate", None)
-        if validate is not None:
-            validate()
 
     def run(self, ami: str, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
         self.preflight(ami)
