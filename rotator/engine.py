@@ -27,6 +27,7 @@ from rotator.ports import (
     Lock,
     LockHeld,
     RecordStore,
+    SlotOutputs,
     TrafficRouter,
     Verdict,
 )
@@ -109,7 +110,9 @@ class Engine:
                 f"the records of {self.group.name} disagree on their weights "
                 f"({state.weights}): fix them by hand or finish the rotation that split them"
             )
-        world = WorldView(weights=weights, slots_with_resources=self.infra.slots_with_resources())
+        # Which slots hold resources only matters when nothing serves (a first build).
+        held = [] if weights else self.infra.slots_with_resources()
+        world = WorldView(weights=weights, slots_with_resources=held)
         if self.group.standby and not weights and world.slots_with_resources:
             # Its peer serves the pair's records: a rotation would put weight on it.
             raise Refused(
@@ -121,7 +124,7 @@ class Engine:
         stable_ami = None
         slots: dict[str, dict[str, Any]] = {}
         if roles.stable is not None:
-            out = self.infra.read_outputs(roles.stable)
+            out = self._known_outputs(roles.stable) or self.infra.read_outputs(roles.stable)
             if out is None:
                 raise Refused(
                     f"slot {roles.stable} carries traffic but Terraform has no resources for it"
@@ -144,6 +147,19 @@ class Engine:
             weights={roles.stable: 100} if roles.stable else {},
             slots=slots,
         )
+
+    def _known_outputs(self, slot: str) -> SlotOutputs | None:
+        """The live slot's outputs as the last finished rotation recorded them (no Terraform
+        run needed); None when that record does not vouch for this slot."""
+        last = self.store.load(self.group.name)
+        if not last:
+            return None
+        status = RotationStatus(last["status"])
+        live = {RotationStatus.DONE: last["candidate"],
+                RotationStatus.ROLLED_BACK: last.get("stable")}.get(status)
+        if live != slot or slot not in last.get("slots", {}):
+            return None
+        return SlotOutputs.from_dict(last["slots"][slot])
 
     def resume(self, *, break_lock: bool = False) -> RotationRecord:
         data = self.store.load(self.group.name)

@@ -175,10 +175,18 @@ class TerraformInfrastructure:
         return self._plan(slot, self._variables(slot, ami))
 
     def validate(self) -> None:
-        """Refuse an invalid configuration (file:line) before any workspace or state changes."""
+        """Refuse an invalid configuration (file:line) before any workspace or state changes.
+
+        The verdict depends only on the files and settings that make the init fingerprint,
+        so a configuration once found valid is not validated again (it costs seconds)."""
+        marker = self._data_dir / "rotator-validated"
+        fingerprint = self._fingerprint()
+        if marker.exists() and marker.read_text() == fingerprint:
+            return
         res = self._run(None, "validate")
         if res.rc != 0:
             self._raise_for(None, "validate", res)
+        marker.write_text(fingerprint)
 
     def slots_with_resources(self) -> list[str]:
         existing = self._workspaces()

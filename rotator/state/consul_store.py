@@ -173,13 +173,17 @@ class ConsulRecordStore:
         if not group or not rotation_id:
             raise ValueError("a rotation record needs 'id' and 'group'")
         client = self.client()
+        body = json.dumps(record, sort_keys=True)
+        if record.get("kind", "rotation") != "rotation":  # a failover: history only
+            self._call("write history", lambda: client.kv.put(
+                self._key(group, "history", str(rotation_id)), body))
+            return
         key = self._key(group, "record")
         with self._mutex:
             expected = self._indexes.get(group)
         if expected is None:  # first write from this process: learn the current index
             _, entry = self._call("read a record", lambda: client.kv.get(key))
             expected = entry["ModifyIndex"] if entry else 0
-        body = json.dumps(record, sort_keys=True)
         ok = self._call("write a record", lambda: client.kv.put(key, body, cas=expected))
         if not ok:
             raise RecordConflict(
