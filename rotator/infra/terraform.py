@@ -25,6 +25,7 @@ from typing import Any
 import python_terraform
 
 from rotator.errors import InputError
+from rotator.infra.stale_lock import left_by_dead_run
 from rotator.infra.tf_errors import (
     Diagnostic,
     TerraformApplyError,
@@ -212,7 +213,23 @@ class TerraformInfrastructure:
     # -- internals -----------------------------------------------------------
 
     def _apply(self, workspace: str, variables: Mapping[str, Any], destroy: bool = False) -> str:
-        """Apply (or destroy); return Terraform's ``-json`` lines."""
+        """Apply (or destroy); return Terraform's ``-json`` lines.
+
+        A lock left by a run of ours that was killed mid-apply is released once, so that
+        resuming a crashed rotation does not wait for a holder that no longer exists."""
+        try:
+            return self._apply_once(workspace, variables, destroy)
+        except TerraformLocked as exc:
+            if not left_by_dead_run(exc.lock.who, workspace) or not exc.lock.id:
+                raise
+            log.warning("%s/%s: releasing state lock %s left by a dead run", self.group,
+                        workspace, exc.lock.id)
+            res = self._run(workspace, "force-unlock", "-force", exc.lock.id)
+            if res.rc != 0:
+                raise
+            return self._apply_once(workspace, variables, destroy)
+
+    def _apply_once(self, workspace: str, variables: Mapping[str, Any], destroy: bool) -> str:
         args = ("-destroy",) if destroy else ()
         res = self._run(
             workspace,

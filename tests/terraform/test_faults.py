@@ -142,3 +142,35 @@ def test_held_lock_names_the_holder_and_unknown_ami_is_a_clear_error(tf_world):
     assert "module.slot.aws_vpc.slot" in failure.created
     infra.destroy("blue")
     assert infra.slots_with_resources() == []
+
+
+def test_a_lock_left_by_a_killed_run_of_ours_is_released_a_foreign_one_is_not(tf_world):
+    """A rotate killed mid-apply leaves the S3 lock object behind: resuming releases it.
+    A lock of another user or host is a real holder and stays."""
+    import json
+    import uuid
+
+    from rotator.identity import holder
+
+    infra = tf_world.group("ops-sg")
+    s3 = tf_world.emulator.client("s3", "ap-southeast-1", internal=True)
+    backend = infra.settings.backend_config
+    state_key = f"env:/blue/{backend['key']}"
+
+    def leave_lock(who: str) -> None:
+        s3.put_object(Bucket=backend["bucket"], Key=f"{state_key}.tflock", Body=json.dumps({
+            "ID": str(uuid.uuid4()), "Operation": "OperationTypeApply", "Info": "",
+            "Who": who, "Version": "1.11.4", "Created": "2026-11-26T06:00:00.000000Z",
+            "Path": f"{backend['bucket']}/{state_key}"}))
+
+    infra.plan("blue", tf_world.ami("ops-sg"))  # the workspace exists, as mid-rotation
+    leave_lock("ops@another-host")
+    with pytest.raises(TerraformLocked) as err:
+        infra.provision("blue", tf_world.ami("ops-sg"))
+    assert err.value.lock.who == "ops@another-host"
+
+    leave_lock(holder())
+    outputs = infra.provision("blue", tf_world.ami("ops-sg"))
+    assert outputs.instances["proxy"]
+    infra.destroy("blue")
+    assert infra.slots_with_resources() == []
