@@ -108,6 +108,7 @@ class Sandbox:
             time.sleep(0.1)
         if self.pid() is not None:
             os.killpg(pid, signal.SIGKILL)
+        self._stop_orphaned_providers()
         self.pid_file.unlink(missing_ok=True)
         self.world_file.unlink(missing_ok=True)
         self.seed_file.unlink(missing_ok=True)
@@ -117,6 +118,16 @@ class Sandbox:
 
             shutil.rmtree(state)
         return True
+
+    def _stop_orphaned_providers(self) -> None:
+        """Providers run in sessions of their own: a world that had to be killed leaves
+        them behind, so stop whatever its state folder still records."""
+        from rotator.sandbox.tf_provider import ProviderDaemon
+
+        for workdir in (self.folder / "terraform" / "providers").glob("*"):
+            daemon = ProviderDaemon.attach(workdir)
+            if daemon is not None:
+                daemon.stop()
 
     # ------------------------------------------------------------------ seeding
 
