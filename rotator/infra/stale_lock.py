@@ -3,9 +3,9 @@
 When a `rotate` process is killed during `terraform apply`, its Terraform dies with it
 (or just after) and the S3 lock object stays. Resuming must not wait forever for a holder
 that is gone. A lock is only ever treated as stale when it was taken by this user on this
-host and no Terraform process of this host works on a workspace of that name any more
-(whatever its folder: another checkout of the same group shares the state); anything
-else is a real holder and is left alone.
+host and no Terraform process of this host works on that workspace of this group any
+more (same folder or same data directory); anything else is a real holder and is left
+alone. rotator's own group lock keeps two rotations of a group from overlapping.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from rotator.identity import holder
 
 
-def _terraform_workspaces() -> list[str]:
-    """The workspace of every Terraform process of this host we may read."""
+def _terraform_runs() -> list[tuple[Path | None, dict[str, str]]]:
+    """(working directory, environment) of every Terraform process of this host we may read."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -27,12 +27,21 @@ def _terraform_workspaces() -> list[str]:
             if not argv or not os.path.basename(argv[0]).startswith(b"terraform"):
                 continue
             raw = (entry / "environ").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(entry / "cwd"))
         except OSError:  # gone meanwhile, or not ours to read
             continue
         env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
-        found.append(env.get("TF_WORKSPACE", "default"))
+        found.append((cwd, env))
     return found
 
 
-def left_by_dead_run(who: str, workspace: str) -> bool:
-    return who == holder() and workspace not in _terraform_workspaces()
+def left_by_dead_run(who: str, workspace: str, folder: Path, data_dir: Path) -> bool:
+    if who != holder():
+        return False
+    folder, data_dir = folder.resolve(), data_dir.resolve()
+    for cwd, env in _terraform_runs():
+        if env.get("TF_WORKSPACE", "default") != workspace:
+            continue
+        if cwd == folder or Path(env.get("TF_DATA_DIR", "/nonexistent")).resolve() == data_dir:
+            return False  # still running: a live holder
+    return True

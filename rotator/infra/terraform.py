@@ -220,7 +220,8 @@ class TerraformInfrastructure:
         try:
             return self._apply_once(workspace, variables, destroy)
         except TerraformLocked as exc:
-            if not left_by_dead_run(exc.lock.who, workspace) or not exc.lock.id:
+            if not exc.lock.id or not left_by_dead_run(exc.lock.who, workspace, self.group_dir,
+                                                           self._data_dir):
                 raise
             log.warning("%s/%s: releasing state lock %s left by a dead run", self.group,
                         workspace, exc.lock.id)
