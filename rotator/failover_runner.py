@@ -77,8 +77,6 @@ def failover_between(project: Project, source: str, target: str, *, force: bool,
     finally:
         for lock in locks:
             lock.release()
-        src.close()
-        dst.close()
     event.update({"kind": event["action"], "id": event_id, "status": "done",
                   "created_at": now, "finished_at": time.time(),
                   "after": event.get("weights_after", {})})

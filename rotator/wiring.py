@@ -227,7 +227,6 @@ class Session:
         self.env = env
         self.apps_defs = absolute_apps(project, group)
         self.store = make_store(project, env)
-        self._guard_watches: dict[str, Any] = {}
 
     @classmethod
     def open(cls, project: Project, group_name: str, policy_name: str | None) -> Session:
@@ -261,32 +260,24 @@ class Session:
         return make_traffic(self.group, self.access, self.services_passing)
 
     def services_passing(self, slot: str) -> bool | None:
-        """For the traffic guard: are the slot's services passing in Consul right now?
-
-        One watch per slot serves every step of the run: its blocking queries keep it
-        current, so later steps ask it without waiting."""
+        """For the traffic guard: are the slot's services passing in Consul right now?"""
         from rotator.ports import GateSpec, Verdict
 
-        watch = self._guard_watches.get(slot)
-        if watch is None:
-            reqs = requirements(self.group, self.apps_defs, slot, self.policy.gate)
-            watch = self.health.watch(reqs, GateSpec(consecutive_successes=1,
-                                                     failure_threshold=1, no_data_seconds=0.0))
-            self._guard_watches[slot] = watch
-        deadline = time.monotonic() + 5.0
-        while True:
-            result = watch.poll(0.5)
-            if result.verdict is Verdict.SUCCESSFUL:
-                return True
-            if result.verdict is Verdict.FAILED:
-                return False
-            if time.monotonic() > deadline:
-                return None
-
-    def close(self) -> None:
-        for watch in self._guard_watches.values():
+        reqs = requirements(self.group, self.apps_defs, slot, self.policy.gate)
+        watch = self.health.watch(reqs, GateSpec(consecutive_successes=1, failure_threshold=1,
+                                                 no_data_seconds=0.0))
+        try:
+            deadline = time.monotonic() + 5.0
+            while True:
+                result = watch.poll(1.0)
+                if result.verdict is Verdict.SUCCESSFUL:
+                    return True
+                if result.verdict is Verdict.FAILED:
+                    return False
+                if time.monotonic() > deadline:
+                    return None
+        finally:
             watch.close()
-        self._guard_watches.clear()
 
     def engine(self, on_event=None, interactive: bool = False) -> Engine:
         from rotator.apps.marathon import MarathonDeployer  # noqa: F401 - fail early if missing
@@ -353,7 +344,6 @@ class Session:
             return self.engine(renderer, interactive).start(ami, break_lock=break_lock)
         finally:
             renderer.close()
-            self.close()
 
     def resume(self, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
         renderer = self._renderer(output, interactive)
@@ -362,7 +352,6 @@ class Session:
             return self.engine(renderer, interactive).resume(break_lock=break_lock)
         finally:
             renderer.close()
-            self.close()
 
     def remember_slots(self) -> None:
         data = self.store.load(self.group.name)
