@@ -374,26 +374,27 @@ class Engine:
                 self._save(record)
                 self.sleep(min(5.0 * max(1, st.attempts), 30.0))
                 return
-            record.status = RotationStatus.FAILED
-            record.reason = f"rollback could not finish: {reason}"
-            self._save(record)
-            self._emit("paused", record, st, record.reason)
+            self._stop(record, st, RotationStatus.FAILED, f"rollback could not finish: {reason}")
             return
         if st.kind in RETIRE_KINDS:
-            record.status = RotationStatus.PAUSED
-            record.reason = (f"retiring the old slot failed: {reason} (the new slot serves all "
-                             f"traffic; `rotate resume {record.group}` retries)")
-            self._save(record)
-            self._emit("paused", record, st, record.reason)
+            self._stop(record, st, RotationStatus.PAUSED,
+                       f"retiring the old slot failed: {reason} (the new slot serves all "
+                       f"traffic; `rotate resume {record.group}` retries)")
             return
         if self.policy.on_failure == "pause" and not record.abort_requested:
-            record.status = RotationStatus.PAUSED
-            record.reason = (f"{reason} (policy says pause: `rotate resume {record.group}` "
-                             f"retries the step, `rotate abort {record.group}` rolls back)")
-            self._save(record)
-            self._emit("paused", record, st, record.reason)
+            self._stop(record, st, RotationStatus.PAUSED,
+                       f"{reason} (policy says pause: `rotate resume {record.group}` "
+                       f"retries the step, `rotate abort {record.group}` rolls back)")
             return
         self._start_rollback(record, ctx, reason)
+
+    def _stop(self, record: RotationRecord, st: StepState, status: RotationStatus,
+              reason: str) -> None:
+        """Stop for an operator, saying why."""
+        record.status = status
+        record.reason = reason
+        self._save(record)
+        self._emit("paused", record, st, reason)
 
     def _start_rollback(self, record: RotationRecord, ctx: StepContext, reason: str) -> None:
         ctx.close_watches()
