@@ -23,6 +23,7 @@ from rotator.ports import (
     TrafficState,
     Verdict,
 )
+from rotator.state.control import with_request
 
 RECORD_KEY = "rotator-demo.cn./www.rotator-demo.cn./CNAME"
 EDGE = "prd-cn-edge"
@@ -304,15 +305,9 @@ class MemoryStore:
         return dict(self.control.get(group, {}))
 
     def write_control(self, group, rotation_id, *, abort=None, promote=False):
-        c = self.control.get(group)
-        if not c or c.get("rotation_id") != rotation_id:
-            c = {"rotation_id": rotation_id, "abort": None, "promotions": 0}
-        if abort:
-            c["abort"] = abort
-        if promote:
-            c["promotions"] += 1
-        self.control[group] = c
-        return dict(c)
+        self.control[group] = with_request(self.control.get(group, {}), rotation_id,
+                                           abort=abort, promote=promote)
+        return dict(self.control[group])
 
     def died(self) -> None:
         """What a kill -9 leaves: the lock file of a dead process (broken on resume)."""

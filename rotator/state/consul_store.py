@@ -30,6 +30,7 @@ from consul.callback import CB
 
 from rotator.errors import RotatorError, TransientError
 from rotator.ports import LockHeld, LockInfo
+from rotator.state.control import with_request
 
 
 class RecordConflict(RotatorError):
@@ -212,13 +213,8 @@ class ConsulRecordStore:
         key = self._key(group, "control")
         while True:
             _, entry = self._call("read control", lambda: client.kv.get(key))
-            control = json.loads(entry["Value"]) if entry and entry.get("Value") else {}
-            if control.get("rotation_id") != rotation_id:
-                control = {"rotation_id": rotation_id, "abort": None, "promotions": 0}
-            if abort:
-                control["abort"] = abort
-            if promote:
-                control["promotions"] = int(control.get("promotions", 0)) + 1
+            current = json.loads(entry["Value"]) if entry and entry.get("Value") else {}
+            control = with_request(current, rotation_id, abort=abort, promote=promote)
             cas = entry["ModifyIndex"] if entry else 0
             body = json.dumps(control, sort_keys=True)
             if self._call("write control", lambda b=body, c=cas: client.kv.put(key, b, cas=c)):

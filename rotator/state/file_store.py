@@ -29,6 +29,7 @@ from typing import Any
 from rotator.identity import holder as _holder
 from rotator.identity import holder_dead
 from rotator.ports import LockHeld, LockInfo
+from rotator.state.control import with_request
 
 LOCK_TTL = 60.0
 HEARTBEAT = 10.0
@@ -128,13 +129,8 @@ class FileRecordStore:
         d.mkdir(parents=True, exist_ok=True)
         with open(d / ".control.lock", "w") as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)  # two shells promoting at once both count
-            control = self.read_control(group)
-            if control.get("rotation_id") != rotation_id:
-                control = {"rotation_id": rotation_id, "abort": None, "promotions": 0}
-            if abort:
-                control["abort"] = abort
-            if promote:
-                control["promotions"] = int(control.get("promotions", 0)) + 1
+            control = with_request(self.read_control(group), rotation_id, abort=abort,
+                                   promote=promote)
             _atomic_write(d / "control.json", control)
             return control
 
