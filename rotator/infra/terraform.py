@@ -34,6 +34,7 @@ from rotator.infra.tf_errors import (
     TerraformLocked,
     classify,
     errors_of,
+    json_messages,
     parse_json_diagnostics,
     parse_text_diagnostics,
     redact,
@@ -450,13 +451,9 @@ def parse_outputs(text: str) -> SlotOutputs:
 def parse_apply_outputs(text: str) -> SlotOutputs | None:
     """The outputs message of ``apply -json`` -> SlotOutputs, None when there is none."""
     found = None
-    for raw in text.splitlines():
-        raw = raw.strip()
-        if raw.startswith("{") and '"type":"outputs"' in raw.replace(" ", ""):
-            try:
-                found = json.loads(raw).get("outputs")
-            except ValueError:
-                continue
+    for msg in json_messages(text):
+        if msg.get("type") == "outputs":
+            found = msg.get("outputs")
     return parse_outputs(json.dumps(found)) if found else None
 
 
@@ -464,14 +461,7 @@ def parse_plan(text: str) -> PlanSummary:
     """``plan -json`` lines -> counts and ``+ address`` style resource lines."""
     add = change = destroy = 0
     lines: list[str] = []
-    for raw in text.splitlines():
-        raw = raw.strip()
-        if not raw.startswith("{"):
-            continue
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            continue
+    for msg in json_messages(text):
         kind = msg.get("type")
         if kind == "planned_change":
             ch = msg.get("change", {})

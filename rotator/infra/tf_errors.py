@@ -61,17 +61,22 @@ class Diagnostic:
         return f"{head}{self.summary}{about}" + (f": {detail}" if detail else "")
 
 
-def parse_json_diagnostics(lines: str) -> list[Diagnostic]:
-    """Diagnostics from the JSON lines of ``plan/apply -json``."""
-    found = []
-    for raw in lines.splitlines():
+def json_messages(text: str):
+    """The JSON objects of Terraform's ``-json`` output, skipping anything else."""
+    for raw in text.splitlines():
         raw = raw.strip()
         if not raw.startswith("{"):
             continue
         try:
-            msg = json.loads(raw)
+            yield json.loads(raw)
         except ValueError:
             continue
+
+
+def parse_json_diagnostics(lines: str) -> list[Diagnostic]:
+    """Diagnostics from the JSON lines of ``plan/apply -json``."""
+    found = []
+    for msg in json_messages(lines):
         if msg.get("type") != "diagnostic":
             continue
         d = msg.get("diagnostic", {})
