@@ -157,6 +157,9 @@ class GateWatch(Protocol):
 class HealthSource(Protocol):
     def watch(self, requirements: list[ServiceRequirement], spec: GateSpec) -> GateWatch: ...
 
+    def passing_now(self, requirements: list[ServiceRequirement]) -> list[int] | None:
+        """Passing instances of each requirement right now; None when that is unknown."""
+
 
 # --------------------------------------------------------------------------
 # Traffic (Route53 weights + classic ELB registrations)

@@ -167,6 +167,8 @@ class Deploy(Step):
     def act(self, ctx, state):
         url = ctx.outputs(state.params["slot"]).marathon_url
         ctx.record.deployment_ids = ctx.apps.start(url, ctx.app_definitions)
+        # Start following Consul while Marathon deploys: verify then judges at once.
+        ctx.watch("verify", ctx.policy.gate)
 
     def check(self, ctx, state, wait):
         url = ctx.outputs(state.params["slot"]).marathon_url

@@ -193,6 +193,10 @@ class FakeHealth:
         slot = requirements[0].tag.rsplit("-", 1)[1] if requirements else "blue"
         return FakeWatch(self.w, slot)
 
+    def passing_now(self, requirements: list[ServiceRequirement]) -> list[int] | None:
+        return [r.required if self.w.healthy.get(r.tag.rsplit("-", 1)[1]) else 0
+                for r in requirements]
+
 
 class FakeTraffic:
     def __init__(self, world: FakeWorld):

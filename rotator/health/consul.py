@@ -20,10 +20,12 @@ when an answer changed, so thresholds count real time, not call rate):
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -31,6 +33,8 @@ import consul
 import requests
 
 from rotator.ports import GateResult, GateSpec, ServiceRequirement, Verdict
+
+log = logging.getLogger(__name__)
 
 _OK, _FAIL, _NO_DATA, _ERROR = "ok", "fail", "no-data", "error"
 
@@ -86,6 +90,26 @@ class ConsulHealthSource:
     def watch(self, requirements: list[ServiceRequirement], spec: GateSpec) -> ConsulGateWatch:
         return ConsulGateWatch(self, requirements, spec)
 
+    def passing_now(self, requirements: list[ServiceRequirement]) -> list[int] | None:
+        """One non-blocking query per requirement, a few at a time; None if any fails.
+
+        For one-off questions (the traffic guard): a watch would start a follower per
+        service and could judge before every follower has answered."""
+        client = self.client()
+
+        def count(req: ServiceRequirement) -> int:
+            _, entries = client.health.service(req.service, tag=req.tag)
+            return sum(1 for inst in _instances(entries or []).values() if inst.passing)
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(8, max(1, len(requirements)))) as pool:
+                return list(pool.map(count, requirements))
+        except (requests.RequestException, consul.ConsulException) as exc:
+            log.warning("%s", _describe_error(self.address, exc))
+            return None
+        finally:
+            client.http.session.close()
+
 
 class ConsulGateWatch:
     def __init__(self, source: ConsulHealthSource, requirements: list[ServiceRequirement],
@@ -104,7 +128,8 @@ class ConsulGateWatch:
         self._known_passing: list[set[str]] = [set() for _ in self._reqs]
         self._successes = 0
         self._failures = 0
-        self._no_data_since: float | None = self._clock()
+        self._no_data_since: float | None = None  # set by the first poll
+        self._polled = False
         self._threads = [
             threading.Thread(target=self._follow, args=(i,), daemon=True,
                              name=f"consul-gate-{req.service}")
@@ -162,6 +187,11 @@ class ConsulGateWatch:
     def poll(self, wait: float) -> GateResult:
         end = time.monotonic() + max(wait, 0.0)
         with self._cond:
+            if not self._polled:
+                # The no-data period counts from the first judgement, not from creation: a
+                # watch may be started early so that its followers are warm when asked.
+                self._polled = True
+                self._no_data_since = self._clock()
             while not self._stop.is_set():
                 answered = all(o is not None for o in self._observations)
                 if answered and self._generation != self._seen_generation:

@@ -113,6 +113,13 @@ def test_no_data_period_is_bounded(source) -> None:
         assert "no instance registered" in result.reason
 
 
+def test_no_data_period_starts_at_the_first_poll_not_at_creation(source) -> None:
+    with source.watch([ServiceRequirement("ghost", 1, TAG)], GateSpec(no_data_seconds=0.5)) as watch:
+        time.sleep(0.8)  # started early (while Marathon deploys), asked later
+        assert watch.poll(0.1).verdict == Verdict.INCONCLUSIVE
+        assert watch.poll(5.0).verdict == Verdict.FAILED
+
+
 def test_deregistered_healthy_instance_is_a_failure(source, client) -> None:
     register(client, "api", 2, passing=True)
     with source.watch([ServiceRequirement("api", 2, TAG)], GateSpec()) as watch:
@@ -186,3 +193,20 @@ def test_in_process_registrator_style_updates_wake_the_gate(source, core: Consul
         start = time.monotonic()
         assert watch.poll(3.0).verdict == Verdict.SUCCESSFUL
         assert time.monotonic() - start < 0.5
+
+
+def test_passing_now_counts_each_requirement_in_its_slot(source, client, core: ConsulCore) -> None:
+    register(client, "api", 3, passing=True)
+    register(client, "api", 2, tag="prd-cn-blue", passing=True)
+    register(client, "web", 2, passing=True)
+    core.dc(DC).update_check(f"service:web-{TAG}-1", "critical", "connection refused")
+    reqs = [ServiceRequirement("api", 3, TAG), ServiceRequirement("web", 2, TAG),
+            ServiceRequirement("worker", 1, TAG), ServiceRequirement("api", 2, "prd-cn-blue")]
+    assert source.passing_now(reqs) == [3, 1, 0, 2]
+
+
+def test_passing_now_is_none_when_consul_cannot_answer(server) -> None:
+    gone = ConsulHealthSource(f"http://127.0.0.1:{free_port()}", DC, request_timeout=1)
+    assert gone.passing_now([ServiceRequirement("api", 1, TAG)]) is None
+    elsewhere = ConsulHealthSource(server.address, "dc-nowhere")
+    assert elsewhere.passing_now([ServiceRequirement("api", 1, TAG)]) is None
