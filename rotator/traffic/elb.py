@@ -108,8 +108,11 @@ class ElbRouter:
 
     # -- changing ---------------------------------------------------------
 
-    def register_phase(self, weights: dict[str, int], slots: dict[str, SlotOutputs]) -> None:
-        """Register what the weights call for, then wait until it is InService."""
+    def register_phase(self, weights: dict[str, int], slots: dict[str, SlotOutputs], *,
+                       checked: frozenset[str] = frozenset()) -> None:
+        """Register what the weights call for, then wait until it is InService.
+
+        ``checked``: slots the caller has just passed through the traffic guard."""
         self.remember(slots)
         waiting: dict[str, set[str]] = {}
         for spec in self.elbs:
@@ -118,10 +121,11 @@ class ElbRouter:
             adding = {i for ids in wanted.values() for i in ids} - members
             if adding:
                 for slot, ids in wanted.items():
-                    if set(ids) & adding and self.guard is not None:
-                        self.guard.check_services(slot, f"instances in ELB {spec.name}")
-                    elif set(ids) & adding:
+                    if not set(ids) & adding or slot in checked:
+                        continue
+                    if self.guard is None:
                         raise Refused(f"no traffic guard configured: refusing to register {slot!r}")
+                    self.guard.check_services(slot, f"instances in ELB {spec.name}")
                 self.calls(
                     self.elb, "register_instances_with_load_balancer",
                     LoadBalancerName=spec.name,

@@ -306,21 +306,30 @@ class Route53Router:
 
     def guard_increases(
         self, current: dict[str, dict[str, int]], weights: dict[str, int],
-        slots: dict[str, SlotOutputs],
-    ) -> None:
+        slots: dict[str, SlotOutputs], checked: frozenset[str] = frozenset(),
+    ) -> frozenset[str]:
+        """Guard every slot whose weight grows (but those in ``checked``); return them all."""
+        grown = set()
         for slot, weight in weights.items():
             now = max((w.get(slot, 0) for w in current.values()), default=0)
             if weight > now:
+                grown.add(slot)
+                if slot in checked:
+                    continue
                 if self.guard is None:
                     raise Refused(f"no traffic guard configured: refusing to add weight to {slot!r}")
                 self.guard.check_weight(slot, slots.get(slot))
+        return frozenset(grown)
 
     def set_weights(
         self,
         weights: dict[str, int],
         slots: dict[str, SlotOutputs],
         expected: dict[str, int] | None = None,
+        *,
+        checked: frozenset[str] = frozenset(),
     ) -> None:
+        """``checked``: slots the caller has just passed through the traffic guard."""
         validate_weights(weights)
         missing = [s for s, w in weights.items() if w > 0 and s not in slots]
         if missing:
@@ -329,7 +338,7 @@ class Route53Router:
         current = {k: {s: int(r.get("Weight", 0)) for s, r in v.items()}
                    for k, v in current_sets.items()}
         self.check_expected(current, weights, expected)
-        self.guard_increases(current, weights, slots)
+        self.guard_increases(current, weights, slots, checked)
 
         change_ids = []
         for zone_name, specs in self._by_zone().items():

@@ -52,12 +52,13 @@ class GroupTrafficRouter:
         expected: dict[str, int] | None = None,
     ) -> None:
         validate_weights(weights)
-        # hand-made changes and unhealthy targets are refused before anything moves
+        # hand-made changes and unhealthy targets are refused before anything moves; the
+        # guard runs once for the whole move (each of its checks costs round trips)
         current = self.dns.read().weights
         self.dns.check_expected(current, weights, expected)
-        self.dns.guard_increases(current, weights, slots)
-        self.elbs.register_phase(weights, slots)
-        self.dns.set_weights(weights, slots, expected)
+        checked = self.dns.guard_increases(current, weights, slots)
+        self.elbs.register_phase(weights, slots, checked=checked)
+        self.dns.set_weights(weights, slots, expected, checked=checked)
         self.elbs.deregister_phase(weights, slots)
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:

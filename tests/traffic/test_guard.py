@@ -29,6 +29,25 @@ def test_no_weight_on_a_slot_whose_services_fail_or_are_unknown(prd_cn, verdict)
     assert writes(w) == {}
 
 
+def test_one_move_asks_about_each_growing_slot_once(prd_cn):
+    """The group router guards the whole move up front; its DNS and ELB halves do not ask again."""
+    w, router, slots, _, _ = prd_cn
+    w.asked.clear()
+    router.set_weights({"blue": 75, "green": 25}, slots, {"blue": 100})
+    assert w.asked == ["green"]
+    w.asked.clear()
+    router.set_weights({"blue": 100, "green": 0}, slots, {"blue": 75, "green": 25})
+    assert w.asked == ["blue"]
+
+
+def test_the_elb_half_alone_still_guards_what_it_registers(prd_cn):
+    w, router, slots, _, _ = prd_cn
+    w.services["green"] = False
+    with pytest.raises(Refused, match="green"):
+        router.elbs.register_phase({"blue": 50, "green": 50}, slots)
+    assert writes(w) == {}
+
+
 def test_no_weight_on_a_slot_without_in_service_instances(prd_cn):
     w, router, slots, _, _ = prd_cn
     green = slots["green"]

@@ -37,8 +37,10 @@ class World:
     tag: str = ""  # makes this test's names unique: the emulator's state is shared
     services: dict[str, bool | None] = field(default_factory=dict)
     clock: FakeClock = field(default_factory=FakeClock)
+    asked: list[str] = field(default_factory=list)  # slots the guard asked about, in order
 
     def passing(self, slot: str) -> bool | None:
+        self.asked.append(slot)
         return self.services.get(slot)
 
     def n(self, base: str) -> str:
