@@ -159,6 +159,12 @@ class Sandbox:
                                     self.folder) for r in REGIONS]:
                 fut.result()
 
+    def validate_groups(self) -> None:
+        from rotator.wiring import Session
+
+        for name in self.project.group_names():
+            Session.open(self.project, name, None).infra.validate()
+
     def build_base(self, say) -> dict[str, Any]:
         """Bake base AMIs and build the blue slot of every group that has none yet."""
         from rotator.render import PlainRenderer
@@ -178,6 +184,7 @@ class Sandbox:
             session = Session.open(self.project, name, None)
             if session.store.load(name) and session.store.load(name)["status"] == "done":
                 return name, "already built"
+            session.preflight(amis[session.group.aws.region])
             record = session.engine(Prefixed()).start(amis[session.group.aws.region])
             if record.status.value == "rolled-back":
                 # The first build is rolled back cleanly on an emulator hiccup: try once more.
@@ -210,7 +217,12 @@ class Sandbox:
         started = time.monotonic()
         self.start_world(step_seconds)
         say(f"world running (pid {self.pid()}); environment in {self.env_file}")
-        self.apply_edges()
+        with ThreadPoolExecutor(1) as pool:
+            # Terraform validates each group's configuration (seconds each, verdict cached)
+            # while the edges are applied, so the base builds' preflights find it done.
+            validated = pool.submit(self.validate_groups)
+            self.apply_edges()
+            validated.result()
         say("edge roots applied (hosted zones, edge ELBs)")
         result = self.build_base(say)
         say(f"sandbox up in {time.monotonic() - started:.0f}s")
