@@ -1,8 +1,9 @@
 """Is a Terraform state lock left behind by a run of ours that died?
 
-When a `rotate` process is killed during `terraform apply`, its Terraform dies with it
-(or just after) and the S3 lock object stays. Resuming must not wait forever for a holder
-that is gone. A lock is only ever treated as stale when it was taken by this user on this
+Terraform outlives a killed `rotate` (it runs detached, see ``run_detached``) and then
+releases its lock itself; but when Terraform dies too (killed, out of memory, a host
+reboot), the S3 lock object stays. Resuming must not wait forever for a holder that is
+gone. A lock is only ever treated as stale when it was taken by this user on this
 host and no Terraform process of this host works on that workspace of this group any
 more (same folder or same data directory); anything else is a real holder and is left
 alone. rotator's own group lock keeps two rotations of a group from overlapping.

@@ -15,7 +15,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,21 +119,45 @@ class _Terraform(python_terraform.Terraform):
         kwargs.pop("synchronous", None)
         argv = self.generate_cmd_string(cmd, *args, **kwargs)
         try:
-            proc = subprocess.run(
-                argv,
-                cwd=self.working_dir,
-                env=self._env,
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
+            return run_detached(argv, cwd=self.working_dir, env=self._env)
         finally:
             self.temp_var_files.clean_up()
-        return (
-            proc.returncode,
-            proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"),
-        )
+
+
+def run_detached(argv: list[str], *, cwd: str, env: dict[str, str],
+                 interrupt_grace: float = 120.0) -> tuple[int, str, str]:
+    """Run Terraform so that it always finishes on its own terms.
+
+    It gets a session of its own and writes to unlinked temporary files, not pipes: when
+    ``rotate`` is killed, Terraform is neither signalled with it nor killed by SIGPIPE at
+    its next line of output. It completes the apply, saves its state and releases its lock,
+    and ``rotate resume`` finds a consistent workspace (it waits for the lock meanwhile).
+    Interrupted here (Ctrl-C), Terraform is asked to stop gracefully, which also saves state.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err, start_new_session=True)
+        try:
+            rc = _wait(proc)
+        except BaseException:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(interrupt_grace)
+            except subprocess.TimeoutExpired:
+                pass  # it keeps its state lock until it is done; resume waits for it
+            raise
+        out.seek(0)
+        err.seek(0)
+        return (rc, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    # Short waits: a Ctrl-C caught by another thread is acted on within a moment.
+    while True:
+        try:
+            return proc.wait(0.2)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class TerraformInfrastructure:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -51,11 +52,16 @@ def test_canary_stops_for_approval_then_promote_finishes(sandbox):
 
 
 def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
-    """SIGKILL the rotate process again and again; each `rotate resume` carries on."""
+    """SIGKILL the rotate process again and again; each `rotate resume` carries on.
+
+    Two kills land inside Terraform: the apply and the destroy go on detached, finish and
+    release their state lock, and the resumed run waits for it instead of leaving orphans."""
     stable = sandbox.live_slot()
     ami = sandbox.bake()
+    running_since: dict[str, float] = {}
 
-    def at(kind: str, *, done: bool = False, acted: bool = False):
+    def at(kind: str, *, done: bool = False, acted: bool = False, after: float = 0.0):
+        """The step has reached the point (or gone past it: a point is never missed)."""
         def check():
             rec = sandbox.record()
             if not rec or rec["ami"] != ami:
@@ -64,22 +70,29 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
             step = steps.get(kind)
             if step is None:
                 return False
-            if done:
-                return step["status"] == "done"
-            return step["status"] == "running" and (step["acted"] or not acted)
+            if step["status"] in ("done", "failed") or rec["status"] != "running":
+                return True
+            if done or step["status"] != "running" or (acted and not step["acted"]):
+                return False
+            first = running_since.setdefault(kind, time.monotonic())
+            return time.monotonic() - first >= after
         return check
 
     kill_points = [
+        at("provision", after=4.0),            # inside terraform apply
         at("provision", done=True),            # boundary
         at("deploy", acted=True),              # inside the deploy wait
         at("deploy", done=True),               # boundary
         at("verify"),                          # inside the verify wait
+        at("verify", done=True),               # boundary
         at("shift", done=True),                # boundary
         at("retire-traffic", acted=True),      # inside the draining wait
         at("retire-traffic", done=True),       # boundary
+        at("retire-destroy", after=4.0),       # inside terraform destroy
     ]
+    group_dir = (sandbox.root / "groups" / "prd-cn").resolve()
     proc = sandbox.popen("prd-cn", "--ami", ami, "--policy", "fast")
-    kills = 0
+    kills = survivors = 0
     for point in kill_points:
         try:
             wait_for(lambda p=point, q=proc: p() or q.poll() is not None, timeout=240,
@@ -89,6 +102,7 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
             proc.wait(30)
+        survivors += bool(terraform_runs_in(group_dir))
         rec = sandbox.record()
         if rec["status"] in ("done", "rolled-back"):
             break
@@ -98,7 +112,24 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
         if sandbox.record()["status"] not in ("done", "rolled-back"):
             final = sandbox.rotate("resume", "prd-cn")
             assert final.returncode in (0, 1), final.stdout + final.stderr
-    assert kills >= 5
+    assert kills >= 8
+    assert survivors >= 2  # the apply and the destroy outlived their rotate
     record = sandbox.record()
     assert record["status"] == "done", record["reason"]
     assert_only_live(sandbox, OTHER[stable])
+
+
+def terraform_runs_in(folder) -> list[int]:
+    """Pids of Terraform processes working in ``folder``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv0 = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")[0]
+            if os.path.basename(argv0).startswith(b"terraform") and \
+                    os.readlink(f"/proc/{entry}/cwd") == str(folder):
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
