@@ -459,7 +459,7 @@ class Project:
             ))
         else:
             try:
-                from rotator.apps.marathon import validate_app_definition
+                from rotator.apps.app_definition import validate_app_definition
 
                 for app_path, app in self.apps(group):
                     validate_app_definition(app, str(app_path))

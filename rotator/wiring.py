@@ -8,9 +8,11 @@ environment's endpoints differ.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from rotator.errors import InputError
 from rotator.model import RotationRecord, RotationStatus
 from rotator.ports import RecordStore, SlotOutputs
 from rotator.steps import requirements
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- credentials
 
@@ -156,27 +160,67 @@ def make_infra(group: GroupConfig, env: Environment, access: AwsAccess):
     return TerraformInfrastructure(group.directory, group=group.name, settings=settings)
 
 
-def make_apps(group: GroupConfig, env: Environment):
-    from rotator.apps.marathon import MarathonDeployer
+class Deferred:
+    """An adapter built on first use (or by ``warm``) and then used through this object.
 
+    The Marathon and Consul clients pull in requests and friends, a quarter of a second
+    of imports that ``rotate`` is better off spending while Terraform provisions than
+    before its first step. Configuration errors are still raised at once: only the
+    construction is deferred, never the checks."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._built: Any = None
+        self._lock = threading.Lock()
+
+    def resolve(self) -> Any:
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.resolve(), name)
+
+
+def warm(*deferred: Deferred) -> None:
+    """Build these in a background thread (while the caller waits on something else)."""
+    def build() -> None:
+        for d in deferred:
+            try:
+                d.resolve()
+            except Exception:  # the first real use raises it where it belongs
+                log.debug("warming %r failed", d, exc_info=True)
+    threading.Thread(target=build, name="warm-adapters", daemon=True).start()
+
+
+def make_apps(group: GroupConfig, env: Environment) -> Deferred:
     username = password = None
     if group.marathon.credentials is not None and not env.marathon.anonymous:
         username = _secret_from_env(group.marathon.credentials.username_env, group,
                                     "marathon.credentials.username_env")
         password = _secret_from_env(group.marathon.credentials.password_env, group,
                                     "marathon.credentials.password_env")
-    return MarathonDeployer(username=username, password=password, proxy=env.marathon.proxy,
-                            on_conflict=group.marathon.on_conflict)
+
+    def build():
+        from rotator.apps.marathon import MarathonDeployer
+
+        return MarathonDeployer(username=username, password=password, proxy=env.marathon.proxy,
+                                on_conflict=group.marathon.on_conflict)
+    return Deferred(build)
 
 
-def make_health(group: GroupConfig, env: Environment):
-    from rotator.health.consul import ConsulHealthSource
-
+def make_health(group: GroupConfig, env: Environment) -> Deferred:
     token = None
     if group.consul.token_env and not env.consul.anonymous:
         token = _secret_from_env(group.consul.token_env, group, "consul.token_env")
-    return ConsulHealthSource(env.consul.address or group.consul.address,
-                              group.consul.datacenter, token)
+
+    def build():
+        from rotator.health.consul import ConsulHealthSource
+
+        return ConsulHealthSource(env.consul.address or group.consul.address,
+                                  group.consul.datacenter, token)
+    return Deferred(build)
 
 
 def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
@@ -210,7 +254,7 @@ def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
 
 def absolute_apps(project: Project, group: GroupConfig) -> list[dict[str, Any]]:
     """The group's app definitions, validated, with ids under the group's root group."""
-    from rotator.apps.marathon import validate_app_definition
+    from rotator.apps.app_definition import validate_app_definition
 
     root = group.marathon.root_group.rstrip("/")
     out = []
@@ -280,20 +324,23 @@ class Session:
         return all(n >= req.required for n, req in zip(counts, reqs, strict=True))
 
     def engine(self, on_event=None, interactive: bool = False) -> Engine:
-        from rotator.apps.marathon import MarathonDeployer  # noqa: F401 - fail early if missing
-
+        apps = make_apps(self.group, self.env)
         return Engine(
-            group=self.group, policy=self.policy, infra=self.infra, apps=make_apps(self.group,
-                                                                                    self.env),
+            group=self.group, policy=self.policy, infra=self.infra, apps=apps,
             health=self.health, traffic=self.traffic, store=self.store,
             guard=self.traffic.guard, app_definitions=self.apps_defs,
-            on_event=self._publishing(on_event), interactive=interactive,
+            on_event=self._publishing(on_event, warm_up=(apps, self.health)),
+            interactive=interactive,
         )
 
-    def _publishing(self, on_event):
+    def _publishing(self, on_event, warm_up: tuple[Deferred, ...] = ()):
         publish = getattr(self.store, "publish_live", None)
+        cold = list(warm_up)
 
         def handler(event: Event) -> None:
+            if cold and event.kind == "step-started":
+                warm(*cold)  # the first step has begun: build the rest meanwhile
+                cold.clear()
             if on_event is not None:
                 on_event(event)
             if publish and event.kind == "step-done" and event.step and \

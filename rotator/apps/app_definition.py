@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rotator.errors import InputError
+
 # One path segment: dot-separated DNS-style labels, or "." / "..".
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 SEGMENT_RE = re.compile(rf"^(?:{_LABEL})(?:\.{_LABEL})*$|^\.\.?$")
@@ -174,3 +176,13 @@ def _health_check_problems(hc: Any, path: str) -> list[Problem]:
             and hc["timeoutSeconds"] >= hc["intervalSeconds"]):
         out.append(Problem(f"{path}/timeoutSeconds", "must be smaller than intervalSeconds"))
     return out
+
+
+def validate_app_definition(data: Any, source: str) -> None:
+    """Refuse an invalid app definition before anything is sent (InputError names the
+    file and the JSON path of the first problem)."""
+    problems = app_problems(data)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(first.message + more, file=source, field=first.path)

@@ -34,7 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from rotator.apps.app_definition import app_problems, normalize_id, path_segments
+from rotator.apps.app_definition import (
+    normalize_id,
+    path_segments,
+    validate_app_definition,
+)
 from rotator.apps.marathon_compat import (
     ConflictError,
     InternalServerError,
@@ -51,16 +55,6 @@ _LOCK_ID = re.compile(r"/v2/deployments/([0-9a-fA-F-]+)")
 
 
 # ---------------------------------------------------------------------------- input
-
-
-def validate_app_definition(data: Any, source: str) -> None:
-    """Refuse an invalid app definition before anything is sent (InputError names the
-    file and the JSON path of the first problem)."""
-    problems = app_problems(data)
-    if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InputError(first.message + more, file=source, field=first.path)
 
 
 def load_apps(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
