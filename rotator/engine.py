@@ -33,6 +33,7 @@ from rotator.ports import (
 )
 from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_weights
 
+MAX_RECHECKS = 20  # per poll interval: a burst of changes is followed, a fake cannot spin
 
 class LockLost(RotatorError):
     exit_code = 3
@@ -304,12 +305,14 @@ class Engine:
         started = self.clock()
         remaining = (st.deadline or math.inf) - started
         wait = max(0.0, min(step.poll_interval, remaining))
-        try:
-            progress = step.check(ctx, st, wait)
-        except TransientError as exc:
-            progress = Progress.running(f"retrying: {exc}")
-        except RotatorError as exc:
-            progress = Progress.failed(str(exc))
+        progress = self._check(ctx, step, st, wait)
+        for _ in range(MAX_RECHECKS):
+            # a check that blocks on changes and saw one is asked again for what is left
+            # of its interval, instead of sleeping through it (a gate passes when it passes)
+            left = wait - (self.clock() - started)
+            if not (progress.state == "running" and progress.recheck) or left <= 0:
+                break
+            progress = self._check(ctx, step, st, left)
         if progress.state == "running" and st.kind in WATCHED_KINDS:
             progress = self._watch_candidate(ctx, progress, wait - (self.clock() - started))
         if progress.state == "done":
@@ -340,6 +343,15 @@ class Engine:
             left = step.poll_interval - (self.clock() - started)
             if left > 0:
                 self.sleep(left)
+
+    @staticmethod
+    def _check(ctx: StepContext, step, st: StepState, wait: float) -> Progress:
+        try:
+            return step.check(ctx, st, wait)
+        except TransientError as exc:
+            return Progress.running(f"retrying: {exc}")
+        except RotatorError as exc:
+            return Progress.failed(str(exc))
 
     def _watch_candidate(self, ctx: StepContext, progress: Progress, wait: float) -> Progress:
         """Between traffic steps the candidate's health is still watched: by the very watch

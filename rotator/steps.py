@@ -32,10 +32,12 @@ from rotator.ports import (
 class Progress:
     state: str  # "running" | "done" | "failed" | "waiting"
     reason: str = ""
+    # running, and the check blocks until something changes: it may be asked again at once
+    recheck: bool = False
 
     @classmethod
-    def running(cls, reason: str = "") -> Progress:
-        return cls("running", reason)
+    def running(cls, reason: str = "", *, recheck: bool = False) -> Progress:
+        return cls("running", reason, recheck)
 
     @classmethod
     def done(cls, reason: str = "") -> Progress:
@@ -197,7 +199,8 @@ def _gate_progress(ctx: StepContext, key: str, gate: GateConfig, wait: float) ->
         if result.verdict is Verdict.FAILED:
             return Progress.failed(f"health gate failed: {result.reason}")
         if result.verdict is not Verdict.SUCCESSFUL:
-            return Progress.running(f"{result.verdict.value}: {result.reason}")
+            # a watch's poll returns early only on a change, so asking again cannot spin
+            return Progress.running(f"{result.verdict.value}: {result.reason}", recheck=True)
     if gate.marathon is not None and gate.marathon.require_healthy:
         unhealthy = ctx.marathon_unhealthy(ctx.record.candidate)
         if unhealthy:

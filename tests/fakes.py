@@ -54,6 +54,8 @@ class FakeWorld:
     deploy_ticks: int = 2  # checks before a deployment finishes
     faults: dict[str, list[Exception]] = field(default_factory=dict)  # op -> errors to raise
     fail_health_after: dict[str, int] = field(default_factory=dict)  # slot -> polls then FAILED
+    # slot -> polls answering INCONCLUSIVE first, each after a change 0.1 s into its wait
+    settling_polls: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     _pending: dict[str, int] = field(default_factory=dict)
@@ -177,6 +179,10 @@ class FakeWatch:
         limit = self.w.fail_health_after.get(self.slot)
         if limit is not None and n > limit:
             self.w.healthy[self.slot] = False
+        if self.w.settling_polls.get(self.slot, 0) > 0 and self.w.healthy.get(self.slot):
+            self.w.settling_polls[self.slot] -= 1
+            self.w.clock.now += 0.1
+            return GateResult(Verdict.INCONCLUSIVE, "web: 1/2 passing")
         if self.w.healthy.get(self.slot):
             return GateResult(Verdict.SUCCESSFUL, "all passing")
         return GateResult(Verdict.FAILED, f"web: 0/2 passing in prd-cn-{self.slot}")

@@ -56,6 +56,15 @@ def test_blue_green_happy_path(world, store):
     assert store.history(GROUP.name)[-1]["status"] == "done"
 
 
+def test_a_gate_that_sees_changes_is_asked_again_at_once(world, store):
+    """Verify finishes when the services pass, not at the next poll interval."""
+    world.settling_polls["green"] = 3
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert_rotated(world, record)
+    verify = next(s for s in record.steps if s.kind == "verify")
+    assert verify.finished_at - verify.started_at == pytest.approx(0.3, abs=0.01)
+
+
 def test_first_build_of_an_empty_group_goes_straight_to_100():
     world = FakeWorld()
     store = MemoryStore(world)
