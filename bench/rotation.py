@@ -5,7 +5,13 @@ destroy, the emulator's deployment time, configured bake, ELB draining) and rota
 own overhead; the overhead ratio (total / inherent) and the rotator process's peak
 memory. The rotation runs in a child process (one per N) so peak RSS is its own.
 
-    .venv/bin/python bench/rotation.py [--sizes 10 50 200] [--step-seconds 0.5]
+    .venv/bin/python bench/rotation.py [--sizes 10 50 200] [--step-seconds 0.5] [--runs 3]
+
+Each N is rotated ``--runs`` times; the run with the median overhead is shown, with the
+spread (the sandbox's emulators share one process and add some jitter). Before the first
+step: ``open`` (configuration and app files), ``preflight`` (AMI lookup; Terraform's
+``validate`` verdict, cached per configuration, was reached by ``rotate sandbox up``)
+and ``plan`` (lock, traffic read, record).
 
 Targets: overhead under 10 % and under 2 s at N = 50; memory under 200 MB at N = 200.
 """
@@ -77,16 +83,21 @@ def child(ami: str) -> None:
 
     started = time.time()
     session = Session.open(Project(Path.cwd()), "prd-cn", "bench")
+    opened = time.time()
     session.preflight(ami)
+    checked = time.time()
     record = session.engine().start(ami)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"record": record.to_dict(), "rss_mb": rss_mb,
-                      "total": time.time() - started}))
+                      "total": time.time() - started, "open": opened - started,
+                      "preflight": checked - opened, "started": checked}))
 
 
 def analyse(result: dict, step_seconds: float) -> dict:
     rec = result["record"]
-    phases: dict[str, float] = {}
+    # configuration and app files read, AMI and Terraform preflight, lock and planning
+    phases: dict[str, float] = {"open": result["open"], "preflight": result["preflight"],
+                                "plan": rec["steps"][0]["started_at"] - result["started"]}
     inherent = 0.0
     for st in rec["steps"]:
         took = (st["finished_at"] or 0) - (st["started_at"] or 0)
@@ -105,6 +116,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--step-seconds", type=float, default=0.5)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="rotations per N; the one with the median overhead is shown")
     args = parser.parse_args()
     if "child" in os.environ.get("ROTATOR_BENCH_ROLE", ""):
         child(os.environ["ROTATOR_BENCH_AMI"])
@@ -125,34 +138,44 @@ def main() -> int:
     try:
         for n in args.sizes:
             set_apps(root, n)
-            ami = subprocess.run([rotate, "sandbox", "bake", "--group", "prd-cn"], cwd=root,
-                                 env=env, capture_output=True, text=True, check=True).stdout.strip()
-            out = subprocess.run(
-                [sys.executable, __file__], cwd=root, capture_output=True, text=True,
-                env={**env, "ROTATOR_BENCH_ROLE": "child", "ROTATOR_BENCH_AMI": ami})
-            if out.returncode != 0:
-                print(out.stdout[-3000:], out.stderr[-3000:])
-                return 1
-            rows.append((n, analyse(json.loads(out.stdout.strip().splitlines()[-1]),
-                                    args.step_seconds)))
-            r = rows[-1][1]
-            print(f"N={n}: {r['status']}, total {r['total']:.1f}s, inherent {r['inherent']:.1f}s, "
-                  f"overhead {r['overhead']:.2f}s, ratio {r['ratio']:.3f}, "
-                  f"peak RSS {r['rss_mb']:.0f} MB", flush=True)
+            runs = []
+            for _ in range(args.runs):
+                ami = subprocess.run([rotate, "sandbox", "bake", "--group", "prd-cn"], cwd=root,
+                                     env=env, capture_output=True, text=True,
+                                     check=True).stdout.strip()
+                out = subprocess.run(
+                    [sys.executable, __file__], cwd=root, capture_output=True, text=True,
+                    env={**env, "ROTATOR_BENCH_ROLE": "child", "ROTATOR_BENCH_AMI": ami})
+                if out.returncode != 0:
+                    print(out.stdout[-3000:], out.stderr[-3000:])
+                    return 1
+                r = analyse(json.loads(out.stdout.strip().splitlines()[-1]), args.step_seconds)
+                runs.append(r)
+                print(f"N={n}: {r['status']}, total {r['total']:.1f}s, inherent "
+                      f"{r['inherent']:.1f}s, overhead {r['overhead']:.2f}s, ratio "
+                      f"{r['ratio']:.3f}, peak RSS {r['rss_mb']:.0f} MB", flush=True)
+            runs.sort(key=lambda r: r["overhead"])
+            median = dict(runs[len(runs) // 2])
+            median["spread"] = (runs[0]["overhead"], runs[-1]["overhead"])
+            median["rss_mb"] = max(r["rss_mb"] for r in runs)
+            rows.append((n, median))
     finally:
         subprocess.run([rotate, "sandbox", "down"], cwd=root, env=env, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-    kinds = ["provision", "deploy", "verify", "shift", "bake", "retire-traffic", "retire-destroy"]
+    kinds = ["open", "preflight", "plan", "provision", "deploy", "verify", "shift", "bake",
+             "retire-traffic", "retire-destroy"]
     print("\nwall time per phase (s)")
-    print(f"{'N':>5} " + " ".join(f"{k:>15}" for k in kinds))
+    print(f"{'N':>5} " + " ".join(f"{k:>9}" for k in kinds))
     for n, r in rows:
-        print(f"{n:>5} " + " ".join(f"{r['phases'].get(k, 0):>15.2f}" for k in kinds))
-    print(f"\n{'N':>5} {'total s':>9} {'inherent s':>11} {'overhead s':>11} {'ratio':>7} "
-          f"{'overhead %':>11} {'peak MB':>8}")
+        print(f"{n:>5} " + " ".join(f"{r['phases'].get(k, 0):>9.2f}" for k in kinds))
+    print(f"\nmedian of {args.runs} run(s) per N (overhead spread: min-max)")
+    print(f"{'N':>5} {'total s':>9} {'inherent s':>11} {'overhead s':>11} {'spread s':>11} "
+          f"{'ratio':>7} {'overhead %':>11} {'peak MB':>8}")
     for n, r in rows:
+        low, high = r["spread"]
         print(f"{n:>5} {r['total']:>9.1f} {r['inherent']:>11.1f} {r['overhead']:>11.2f} "
-              f"{r['ratio']:>7.3f} {100 * r['overhead'] / r['inherent']:>10.1f}% "
-              f"{r['rss_mb']:>8.0f}")
+              f"{f'{low:.2f}-{high:.2f}':>11} {r['ratio']:>7.3f} "
+              f"{100 * r['overhead'] / r['inherent']:>10.1f}% {r['rss_mb']:>8.0f}")
     return 0
 
 

@@ -35,6 +35,7 @@ from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_wei
 
 MAX_RECHECKS = 20  # per poll interval: a burst of changes is followed, a fake cannot spin
 
+
 class LockLost(RotatorError):
     exit_code = 3
 
