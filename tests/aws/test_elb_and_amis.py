@@ -159,3 +159,25 @@ def test_calls_are_counted_per_operation(emulator, client, unique):
     }
     emulator.reset_calls()
     assert emulator.calls() == {}
+
+
+def test_a_retried_create_returns_the_balancer_a_different_one_is_refused(client, unique):
+    """AWS: every ELB operation is idempotent; a provider retrying a create that did succeed
+    must get the balancer back, not DuplicateLoadBalancerName (an orphan outside its state)."""
+    elb, ec2 = client("elb"), client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.99.1.0/24",
+                               AvailabilityZone="cn-north-1a")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=unique("sg"), Description="elb",
+                                      VpcId=vpc)["GroupId"]
+    name = unique("lb")
+    wanted = dict(LoadBalancerName=name, Subnets=[subnet], SecurityGroups=[group],
+                  Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 8080}])
+    first = elb.create_load_balancer(**wanted)["DNSName"]
+    assert elb.create_load_balancer(**wanted)["DNSName"] == first
+    assert len([b for b in elb.describe_load_balancers()["LoadBalancerDescriptions"]
+                if b["LoadBalancerName"] == name]) == 1
+    other = {**wanted, "Listeners": [{"Protocol": "TCP", "LoadBalancerPort": 81,
+                                      "InstancePort": 8081}]}
+    with pytest.raises(ClientError, match="DuplicateLoadBalancerName|DuplicateAccessPointName"):
+        elb.create_load_balancer(**other)

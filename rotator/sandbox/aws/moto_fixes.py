@@ -235,6 +235,12 @@ def _change_record_sets(
 def _create_load_balancer(
     original: Callable, _context: ServingContext, backend: Any, *args: Any, **kwargs: Any
 ) -> Any:
+    existing = backend.load_balancers.get(kwargs.get("name"))
+    if existing is not None and _same_balancer(existing, kwargs):
+        # "All Elastic Load Balancing operations are idempotent": an SDK retry of a create
+        # that did succeed gets the balancer back. moto refuses it (DuplicateLoadBalancerName)
+        # and Terraform is left with a balancer its state does not know.
+        return existing
     balancer = original(backend, *args, **kwargs)
     region = backend.region_name
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
@@ -253,6 +259,22 @@ def _create_load_balancer(
     if "timeout" not in balancer.attributes["connection_draining"]:
         balancer.attributes["connection_draining"]["timeout"] = 300
     return balancer
+
+
+def _same_balancer(balancer: Any, wanted: dict[str, Any]) -> bool:
+    def listener(port: dict[str, Any]) -> tuple:
+        return ((_first(port, "protocol", "Protocol") or "").lower(),
+                int(_first(port, "load_balancer_port", "LoadBalancerPort") or 0),
+                int(_first(port, "instance_port", "InstancePort") or 0))
+
+    return (
+        sorted(listener(p) for p in wanted.get("ports") or [])
+        == sorted((ln.protocol.lower(), int(ln.load_balancer_port), int(ln.instance_port))
+                  for ln in balancer.listeners)
+        and sorted(wanted.get("subnets") or []) == sorted(balancer.subnets)
+        and (wanted.get("scheme") or "internet-facing") == balancer.scheme
+        and sorted(wanted.get("security_groups") or []) == sorted(balancer.security_groups)
+    )
 
 
 def _modify_load_balancer_attributes(
