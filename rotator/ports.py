@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from rotator.errors import RotatorError
+from rotator.errors import RotatorError, StepFailed
 
 # --------------------------------------------------------------------------
 # Infrastructure (Terraform: one workspace per slot)
@@ -60,6 +60,10 @@ class PlanSummary:
     resources: list[str] = field(default_factory=list)  # "+ aws_instance.agent[0]" style lines
 
 
+class OutputsIncomplete(StepFailed):
+    """The slot holds resources but not all its outputs: an apply that did not finish."""
+
+
 class Infrastructure(Protocol):
     """One group's Terraform, one workspace per slot."""
 
@@ -67,7 +71,9 @@ class Infrastructure(Protocol):
         """Apply the group into ``slot`` with ``ami``; idempotent (re-apply converges)."""
 
     def read_outputs(self, slot: str) -> SlotOutputs | None:
-        """The slot's outputs, or None when the slot holds no resources."""
+        """The slot's outputs, or None when the slot holds no resources.
+
+        Raises OutputsIncomplete for a half-built slot."""
 
     def destroy(self, slot: str) -> None:
         """Destroy everything in the slot's workspace; idempotent."""

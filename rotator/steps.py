@@ -20,6 +20,7 @@ from rotator.ports import (
     GateWatch,
     HealthSource,
     Infrastructure,
+    OutputsIncomplete,
     ServiceRequirement,
     SlotOutputs,
     TrafficRouter,
@@ -322,7 +323,12 @@ class RetireTraffic(Step):
 
     def act(self, ctx, state):
         slot = state.params["slot"]
-        out = ctx.outputs(slot) if slot in ctx.record.slots else ctx.infra.read_outputs(slot)
+        try:
+            out = ctx.outputs(slot) if slot in ctx.record.slots else ctx.infra.read_outputs(slot)
+        except OutputsIncomplete:
+            # a half-built slot (its apply failed): its records are found by their set
+            # identifier and its instances by their slot tag
+            out = None
         drain = ctx.traffic.remove_slot(slot, out)
         state.params["drain_until"] = ctx.clock() + drain
 

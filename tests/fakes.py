@@ -17,6 +17,7 @@ from rotator.ports import (
     GateSpec,
     LockHeld,
     LockInfo,
+    OutputsIncomplete,
     PlanSummary,
     ServiceRequirement,
     SlotOutputs,
@@ -56,6 +57,7 @@ class FakeWorld:
     fail_health_after: dict[str, int] = field(default_factory=dict)  # slot -> polls then FAILED
     # slot -> polls answering INCONCLUSIVE first, each after a change 0.1 s into its wait
     settling_polls: dict[str, int] = field(default_factory=dict)
+    half_built: set[str] = field(default_factory=set)  # slots with resources but no outputs
     violations: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     _pending: dict[str, int] = field(default_factory=dict)
@@ -110,11 +112,16 @@ class FakeInfra:
         self.w.hit("provision")
         if ami == "ami-deadbeef":
             raise StepFailed(f"InvalidAMIID.NotFound: {ami}")
+        if ami == "ami-halfbuilt":  # the apply failed half-way: resources, no outputs
+            self.w.half_built.add(slot)
+            raise StepFailed("terraform apply failed: DuplicateLoadBalancerName")
         self.w.slots[slot] = _outputs(slot, ami)
         self.w.healthy.setdefault(slot, True)
         return self.w.slots[slot]
 
     def read_outputs(self, slot: str) -> SlotOutputs | None:
+        if slot in self.w.half_built:
+            raise OutputsIncomplete(f"{slot}: the group defines no output 'elb_name'")
         return self.w.slots.get(slot)
 
     def destroy(self, slot: str) -> None:
@@ -123,12 +130,13 @@ class FakeInfra:
             self.w.violate(f"destroyed {slot} while it carried traffic")
         self.w.slots.pop(slot, None)
         self.w.healthy.pop(slot, None)
+        self.w.half_built.discard(slot)
 
     def plan(self, slot: str, ami: str) -> PlanSummary:
         return PlanSummary(add=10, change=0, destroy=0)
 
     def slots_with_resources(self) -> list[str]:
-        return sorted(self.w.slots)
+        return sorted(set(self.w.slots) | self.w.half_built)
 
 
 class FakeApps:

@@ -56,6 +56,16 @@ def test_blue_green_happy_path(world, store):
     assert store.history(GROUP.name)[-1]["status"] == "done"
 
 
+def test_an_apply_that_failed_half_way_is_rolled_back_without_outputs(world, store):
+    """The half-built candidate has resources but no outputs: rollback still removes it."""
+    record = engine(world, store, policy("blue-green")).start("ami-halfbuilt")
+    assert_rolled_back(world, record)
+    assert world.half_built == set()
+    rollback = {s.kind: s.status for s in record.rollback_steps}
+    assert rollback["rollback-traffic"] is StepStatus.DONE
+    assert rollback["rollback-destroy"] is StepStatus.DONE
+
+
 def test_a_gate_that_sees_changes_is_asked_again_at_once(world, store):
     """Verify finishes when the services pass, not at the next poll interval."""
     world.settling_polls["green"] = 3

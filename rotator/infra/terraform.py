@@ -41,7 +41,7 @@ from rotator.infra.tf_errors import (
     parse_text_diagnostics,
     redact,
 )
-from rotator.ports import PlanSummary, SlotOutputs
+from rotator.ports import OutputsIncomplete, PlanSummary, SlotOutputs
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,11 @@ class TerraformInfrastructure:
     def read_outputs(self, slot: str) -> SlotOutputs | None:
         if slot not in self._workspaces(slot_check=slot) or not self.resources(slot):
             return None
-        return parse_outputs(json.dumps(self._raw_outputs(slot)))
+        try:
+            return parse_outputs(json.dumps(self._raw_outputs(slot)))
+        except TerraformError as exc:  # Terraform leaves out outputs it never computed
+            raise OutputsIncomplete(f"{self.group}/{slot}: {exc} in its state (an apply that "
+                                    "did not finish)") from None
 
     def destroy(self, slot: str) -> None:
         if slot not in self._workspaces(slot_check=slot) or not self.resources(slot):

@@ -11,6 +11,7 @@ import pytest
 
 from rotator.errors import InputError, Refused, StepFailed
 from rotator.infra.tf_errors import TerraformApplyError, TerraformConfigError, TerraformLocked
+from rotator.ports import OutputsIncomplete
 
 from .test_groups_apply import cycle_edge
 
@@ -67,6 +68,8 @@ def test_failed_run_instances_reports_what_was_created_then_destroy_cleans_up(tf
     assert len(created_nodes) == 4  # five wanted, the third call failed
     assert not any("aws_elb" in a for a in failure.created)
     assert infra.slots_with_resources() == ["blue"]
+    with pytest.raises(OutputsIncomplete, match="elb_name|marathon_url|elb_dns_name"):
+        infra.read_outputs("blue")  # the rollback then removes the slot by tags instead
     made = tf_world.running_instance_ids("cn-north-1", "prd-cn", "blue") - before
     assert len(made) == 4
 
