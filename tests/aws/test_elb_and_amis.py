@@ -181,3 +181,11 @@ def test_a_retried_create_returns_the_balancer_a_different_one_is_refused(client
                                       "InstancePort": 8081}]}
     with pytest.raises(ClientError, match="DuplicateLoadBalancerName|DuplicateAccessPointName"):
         elb.create_load_balancer(**other)
+
+
+def test_registering_an_instance_twice_lists_it_once(balancer):
+    elb, name, ids = balancer
+    elb.register_instances_with_load_balancer(
+        LoadBalancerName=name, Instances=[{"InstanceId": i} for i in ids + ids])
+    listed = elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"][0]
+    assert sorted(i["InstanceId"] for i in listed["Instances"]) == sorted(ids)

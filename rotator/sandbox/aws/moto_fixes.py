@@ -72,6 +72,7 @@ def install() -> None:
             _modify_load_balancer_attributes,
         )
         _patch(elb_models.ELBBackend, "describe_instance_health", _describe_instance_health)
+        _patch(elb_models.ELBBackend, "register_instances", _register_instances)
         _patch(elb_responses.ELBResponse, "describe_instance_health", _instance_health_response)
         _patch(ec2_models.EC2Backend, "create_nat_gateway", _create_nat_gateway)
         moto_settings.ENABLE_AMI_VALIDATION = _AmiValidationFlag(moto_settings.ENABLE_AMI_VALIDATION)
@@ -259,6 +260,17 @@ def _create_load_balancer(
     if "timeout" not in balancer.attributes["connection_draining"]:
         balancer.attributes["connection_draining"]["timeout"] = 300
     return balancer
+
+
+def _register_instances(original: Callable, _context: ServingContext, backend: Any,
+                        load_balancer_name: str, instance_ids: Any, *args: Any,
+                        **kwargs: Any) -> Any:
+    """Registering an instance that is registered already changes nothing in AWS; moto
+    lists it twice (a retried call then leaves duplicates in DescribeLoadBalancers)."""
+    balancer = backend.get_load_balancer(load_balancer_name)
+    known = set(balancer.instance_sparse_ids) | set(balancer.instance_autoscaling_ids)
+    fresh = [i for i in dict.fromkeys(instance_ids) if i not in known]
+    return original(backend, load_balancer_name, fresh, *args, **kwargs)
 
 
 def _same_balancer(balancer: Any, wanted: dict[str, Any]) -> bool:
