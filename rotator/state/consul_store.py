@@ -46,13 +46,16 @@ class ConsulStoreError(TransientError):
 class ConsulLock:
     """A held group lock. ``lost()`` turns True as soon as the session cannot be trusted."""
 
-    def __init__(self, store: ConsulRecordStore, group: str, key: str, session_id: str):
+    def __init__(self, store: ConsulRecordStore, group: str, key: str, session_id: str,
+                 asked_at: float):
         self._store = store
         self.group = group
         self.key = key
         self.session_id = session_id
         self._clock = store.clock
-        self._last_renewed = self._clock()
+        # When the session was last asked for (created or renewed), not when Consul answered:
+        # its TTL runs from Consul's side, so a slow answer must not make ours look younger.
+        self._last_renewed = asked_at
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True,
@@ -63,6 +66,7 @@ class ConsulLock:
         client = self._store.client()
         interval = self._store.session_ttl / 3
         while not self._stop.wait(interval):
+            asked = self._clock()
             try:
                 client.session.renew(self.session_id)
             except consul.NotFound:
@@ -73,7 +77,7 @@ class ConsulLock:
                     self._lost.set()
                     return
                 continue
-            self._last_renewed = self._clock()
+            self._last_renewed = asked
 
     def lost(self) -> bool:
         if self._lost.is_set():
@@ -244,6 +248,7 @@ class ConsulRecordStore:
         host = socket.gethostname()
         info = {"group": group, "holder": f"{_user()}@{host}", "pid": os.getpid(), "host": host,
                 "started_at": self.wall_clock(), "rotation_id": rotation_id}
+        asked_at = self.clock()
         session_id = self._call("create a lock session", lambda: client.http.put(
             CB.json(is_id=True), "/v1/session/create",
             params=[("dc", self.datacenter)] if self.datacenter else [],
@@ -255,7 +260,7 @@ class ConsulRecordStore:
             while True:
                 if self._call("take the lock", lambda: client.kv.put(
                         key, json.dumps(info), acquire=session_id)):
-                    return ConsulLock(self, group, key, session_id)
+                    return ConsulLock(self, group, key, session_id, asked_at)
                 _, entry = self._call("read the lock", lambda: client.kv.get(key))
                 if entry is not None and entry.get("Session"):
                     raise LockHeld(_lock_info(group, entry))

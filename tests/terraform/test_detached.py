@@ -70,8 +70,12 @@ def test_an_interrupt_asks_terraform_to_stop_gracefully(tmp_path) -> None:
     script = tmp_path / "tf.py"
     script.write_text(FAKE_TF)
     done = tmp_path / "done"
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # from a thread
-    with pytest.raises(KeyboardInterrupt):
-        run_detached([sys.executable, str(script), str(done), "100"], cwd=str(tmp_path),
-                     env=dict(os.environ))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist ignores it
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # from a thread
+        with pytest.raises(KeyboardInterrupt):
+            run_detached([sys.executable, str(script), str(done), "100"], cwd=str(tmp_path),
+                         env=dict(os.environ))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert done.read_text() == "interrupted"
