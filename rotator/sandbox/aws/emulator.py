@@ -300,10 +300,17 @@ class AwsEmulator:
 
         token = serving.set(self)
         try:
-            # moto renders the whole response inside this call (no streaming).
-            return list(self._moto_app(environ, start_response))
+            # moto renders the whole response inside this call (no streaming). Its backends
+            # are not safe for concurrent changes: a create interleaved with another can
+            # store the resource and still answer 500, and the SDK's retry then conflicts
+            # with it (InvalidSubnet.Conflict, DuplicateLoadBalancerName). One at a time.
+            with _MOTO_LOCK:
+                return list(self._moto_app(environ, start_response))
         finally:
             serving.reset(token)
+
+
+_MOTO_LOCK = threading.Lock()  # per process, like moto's state
 
 
 def _quiet(handler: type) -> type:
