@@ -301,9 +301,9 @@ class AwsEmulator:
         token = serving.set(self)
         try:
             # moto renders the whole response inside this call (no streaming). Its backends
-            # are not safe for concurrent changes: a create interleaved with another can
-            # store the resource and still answer 500, and the SDK's retry then conflicts
-            # with it (InvalidSubnet.Conflict, DuplicateLoadBalancerName). One at a time.
+            # are not made for concurrent changes; under load, the provider retried creates
+            # that had been stored and failed on its own resources (InvalidSubnet.Conflict,
+            # DuplicateLoadBalancerName). One request at a time.
             with _MOTO_LOCK:
                 return list(self._moto_app(environ, start_response))
         finally:
