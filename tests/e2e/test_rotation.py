@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -126,7 +127,7 @@ def terraform_runs_in(folder) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            argv0 = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")[0]
+            argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
             if os.path.basename(argv0).startswith(b"terraform") and \
                     os.readlink(f"/proc/{entry}/cwd") == str(folder):
                 pids.append(int(entry))
