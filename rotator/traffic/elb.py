@@ -109,8 +109,9 @@ class ElbRouter:
     # -- changing ---------------------------------------------------------
 
     def register_phase(self, weights: dict[str, int], slots: dict[str, SlotOutputs], *,
-                       checked: frozenset[str] = frozenset()) -> None:
-        """Register what the weights call for, then wait until it is InService.
+                       checked: frozenset[str] = frozenset()) -> bool:
+        """Register what the weights call for, then wait until it is InService; True when
+        that took a wait (time in which a guard's verdict may have gone stale).
 
         ``checked``: slots the caller has just passed through the traffic guard."""
         self.remember(slots)
@@ -132,10 +133,12 @@ class ElbRouter:
                     Instances=[{"InstanceId": i} for i in sorted(adding)],
                 )
             waiting[spec.name] = {i for ids in wanted.values() for i in ids}
-        self.wait_in_service(waiting)
+        return self.wait_in_service(waiting)
 
-    def wait_in_service(self, waiting: dict[str, set[str]]) -> None:
+    def wait_in_service(self, waiting: dict[str, set[str]]) -> bool:
+        """Until every listed instance is InService; True when that took a wait."""
         deadline = self.clock() + self.in_service_timeout
+        waited = False
         while True:
             lagging = {}
             for name, ids in waiting.items():
@@ -147,7 +150,7 @@ class ElbRouter:
                 if bad:
                     lagging[name] = bad
             if not lagging:
-                return
+                return waited
             if self.clock() >= deadline:
                 listed = "; ".join(
                     f"{n}: " + ", ".join(f"{i}={s}" for i, s in sorted(b.items()))
@@ -158,6 +161,7 @@ class ElbRouter:
                     "nothing was deregistered"
                 )
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
+            waited = True
 
     def deregister_phase(self, weights: dict[str, int], slots: dict[str, SlotOutputs]) -> None:
         """Deregister the instances of the given slots that the weights no longer call for."""

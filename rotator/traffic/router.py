@@ -52,13 +52,15 @@ class GroupTrafficRouter:
         expected: dict[str, int] | None = None,
     ) -> None:
         validate_weights(weights)
-        # hand-made changes and unhealthy targets are refused before anything moves; the
-        # guard runs once for the whole move (each of its checks costs round trips)
+        # hand-made changes and unhealthy targets are refused before anything moves
         current = self.dns.read().weights
         self.dns.check_expected(current, weights, expected)
         checked = self.dns.guard_increases(current, weights, slots)
-        self.elbs.register_phase(weights, slots, checked=checked)
-        self.dns.set_weights(weights, slots, expected, checked=checked)
+        waited = self.elbs.register_phase(weights, slots, checked=checked)
+        # The verdict just given stands for the weight change too (each check costs round
+        # trips), unless waiting for InService let time pass: then the guard asks again.
+        self.dns.set_weights(weights, slots, expected,
+                             checked=frozenset() if waited else checked)
         self.elbs.deregister_phase(weights, slots)
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:

@@ -40,6 +40,25 @@ def test_one_move_asks_about_each_growing_slot_once(prd_cn):
     assert w.asked == ["blue"]
 
 
+def test_services_failing_while_instances_come_in_service_stop_the_weight(prd_cn):
+    """After a wait for InService the guard asks again before any weight moves."""
+    w, router, slots, _, _ = prd_cn
+    edge = router.elbs.elbs[0].name
+    green_proxies = slots["green"].instances["proxy"]
+    for instance_id in green_proxies:
+        w.emulator.set_instance_health(edge, instance_id, "OutOfService")
+
+    def in_service_but_failing():
+        w.emulator.clear_instance_health()
+        w.services["green"] = False
+    w.clock.on_sleep.append(in_service_but_failing)
+    w.asked.clear()
+    with pytest.raises(Refused, match="green"):
+        router.set_weights({"blue": 75, "green": 25}, slots, {"blue": 100})
+    assert w.asked == ["green", "green"]
+    assert all(v == {"blue": 100} for v in router.read().weights.values())
+
+
 def test_the_elb_half_alone_still_guards_what_it_registers(prd_cn):
     w, router, slots, _, _ = prd_cn
     w.services["green"] = False

@@ -17,6 +17,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        self.on_sleep: list = []  # callables run after each sleep (the world moving on)
 
     def __call__(self) -> float:
         return self.now
@@ -24,6 +25,8 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        for hook in self.on_sleep:
+            hook()
 
 
 @dataclass
