@@ -180,6 +180,8 @@ class Deferred:
             return self._built
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy/pickle probes: not the adapter's business
+            raise AttributeError(name)
         return getattr(self.resolve(), name)
 
 
@@ -192,6 +194,19 @@ def warm(*deferred: Deferred) -> None:
             except Exception:  # the first real use raises it where it belongs
                 log.debug("warming %r failed", d, exc_info=True)
     threading.Thread(target=build, name="warm-adapters", daemon=True).start()
+
+
+def _warming(handler: Callable[[Event], None],
+             deferred: tuple[Deferred, ...]) -> Callable[[Event], None]:
+    """``handler``, which also warms ``deferred`` once the first step has begun."""
+    cold = list(deferred)
+
+    def on_event(event: Event) -> None:
+        if cold and event.kind == "step-started":
+            warm(*cold)
+            cold.clear()
+        handler(event)
+    return on_event
 
 
 def make_apps(group: GroupConfig, env: Environment) -> Deferred:
@@ -329,18 +344,14 @@ class Session:
             group=self.group, policy=self.policy, infra=self.infra, apps=apps,
             health=self.health, traffic=self.traffic, store=self.store,
             guard=self.traffic.guard, app_definitions=self.apps_defs,
-            on_event=self._publishing(on_event, warm_up=(apps, self.health)),
+            on_event=_warming(self._publishing(on_event), (apps, self.health)),
             interactive=interactive,
         )
 
-    def _publishing(self, on_event, warm_up: tuple[Deferred, ...] = ()):
+    def _publishing(self, on_event):
         publish = getattr(self.store, "publish_live", None)
-        cold = list(warm_up)
 
         def handler(event: Event) -> None:
-            if cold and event.kind == "step-started":
-                warm(*cold)  # the first step has begun: build the rest meanwhile
-                cold.clear()
             if on_event is not None:
                 on_event(event)
             if publish and event.kind == "step-done" and event.step and \
