@@ -17,7 +17,7 @@ from pathlib import Path
 from rotator.identity import holder
 
 
-def _terraform_runs() -> list[tuple[Path | None, dict[str, str]]]:
+def terraform_runs() -> list[tuple[Path | None, dict[str, str]]]:
     """(working directory, environment) of every Terraform process of this host we may read."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -40,7 +40,7 @@ def left_by_dead_run(who: str, workspace: str, folder: Path, data_dir: Path) -> 
     if who != holder():
         return False
     folder, data_dir = folder.resolve(), data_dir.resolve()
-    for cwd, env in _terraform_runs():
+    for cwd, env in terraform_runs():
         if env.get("TF_WORKSPACE", "default") != workspace:
             continue
         if cwd == folder or Path(env.get("TF_DATA_DIR", "/nonexistent")).resolve() == data_dir:

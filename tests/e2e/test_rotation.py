@@ -7,10 +7,10 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
+from rotator.infra.stale_lock import terraform_runs
 from tests.e2e.conftest import wait_for
 from tests.e2e.world_checks import OTHER, assert_only_live
 
@@ -103,7 +103,7 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
             proc.wait(30)
-        survivors += bool(terraform_runs_in(group_dir))
+        survivors += any(cwd == group_dir for cwd, _ in terraform_runs())
         rec = sandbox.record()
         if rec["status"] in ("done", "rolled-back"):
             break
@@ -119,18 +119,3 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
     assert record["status"] == "done", record["reason"]
     assert_only_live(sandbox, OTHER[stable])
 
-
-def terraform_runs_in(folder) -> list[int]:
-    """Pids of Terraform processes working in ``folder``."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
-            if os.path.basename(argv0).startswith(b"terraform") and \
-                    os.readlink(f"/proc/{entry}/cwd") == str(folder):
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
