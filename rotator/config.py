@@ -125,6 +125,9 @@ class ConsulSettings(_Strict):
     # path segment, {path} the whole id with '/' turned into '-'. An app label
     # SERVICE_NAME (registrator's convention) overrides it.
     service_name: str = "{name}"
+    # What registers the slot's tasks in Consul, and so where rotator writes the slot's
+    # tag into the app definitions it sends (see rotator.apps.slot_identity).
+    tagging: Literal["registrator", "marathon-consul"] = "registrator"
 
     _check = field_validator("token_env")(_env_name)
 

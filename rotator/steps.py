@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator.apps.slot_identity import slot_tag, with_slot_identity
 from rotator.config import GateConfig, GroupConfig, Policy
 from rotator.errors import StepFailed
 from rotator.model import RotationRecord, StepState
@@ -49,15 +50,13 @@ class Progress:
         return cls("failed", reason)
 
 
-def slot_tag(group: str, slot: str) -> str:
-    """The Consul tag a slot's services carry (registered by the slot's tasks)."""
-    return f"{group}-{slot}"
-
-
 def service_name(group: GroupConfig, app: dict[str, Any]) -> str:
-    label = (app.get("labels") or {}).get("SERVICE_NAME")
-    if label:
-        return label
+    """The Consul service an app registers as: its own SERVICE_NAME (registrator's
+    convention, environment or label), else the group's ``consul.service_name``."""
+    given = (app.get("env") or {}).get("SERVICE_NAME") or (app.get("labels") or {}).get(
+        "SERVICE_NAME")
+    if given:
+        return given
     path = app["id"].strip("/")
     return group.consul.service_name.format(name=path.rsplit("/", 1)[-1], path=path.replace("/", "-"))
 
@@ -168,8 +167,13 @@ class Deploy(Step):
     poll_interval = 1.0
 
     def act(self, ctx, state):
-        url = ctx.outputs(state.params["slot"]).marathon_url
-        ctx.record.deployment_ids = ctx.apps.start(url, ctx.app_definitions)
+        slot = state.params["slot"]
+        url = ctx.outputs(slot).marathon_url
+        tag = slot_tag(ctx.group.name, slot)
+        apps = [with_slot_identity(a, service=service_name(ctx.group, a), tag=tag,
+                                   tagging=ctx.group.consul.tagging)
+                for a in ctx.app_definitions]
+        ctx.record.deployment_ids = ctx.apps.start(url, apps)
         # Start following Consul while Marathon deploys: verify then judges at once.
         ctx.watch("verify", ctx.policy.gate)
 

@@ -143,12 +143,14 @@ class FakeApps:
     def __init__(self, world: FakeWorld):
         self.w = world
         self.n = 0
+        self.sent: list[list[dict[str, Any]]] = []  # the definitions of every deploy
 
     def _slot(self, url: str) -> str:
         return url.split("marathon.")[1].split(":")[0]
 
     def start(self, marathon_url: str, apps: list[dict[str, Any]]) -> list[str]:
         self.w.hit("deploy")
+        self.sent.append(apps)
         self.n += 1
         dep = f"dep-{self._slot(marathon_url)}-{self.n}"
         self.w._pending[dep] = self.w.deploy_ticks

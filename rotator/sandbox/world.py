@@ -39,17 +39,35 @@ SWEEP_SECONDS = 2.0
 
 
 class Registrator:
-    """Registers a slot's tasks in Consul with a TTL check that follows their health."""
+    """Registers a slot's tasks in Consul with a TTL check that follows their health.
+
+    It knows a task only by what its app definition says, as the registrars of a real
+    cluster do: gliderlabs/registrator reads ``SERVICE_NAME`` and ``SERVICE_TAGS`` from
+    the container's environment or labels; allegro/marathon-consul registers apps
+    labelled ``consul`` (its value, when set, is the service name) and turns every label
+    whose value is ``tag`` into a tag. Both conventions are honoured.
+    """
 
     def __init__(self, consul: ConsulCore, datacenter: str, group: str, slot: str):
         self.dc = consul.dc(datacenter)
-        self.tag = f"{group}-{slot}"
-        self.group, self.slot = group, slot
+        self.group, self.slot = group, slot  # of the node (from its EC2 tags), not the tasks
         self.tasks: dict[str, str] = {}  # task id -> node
 
     @staticmethod
-    def service_name(task: TaskInfo) -> str:
-        return task.labels.get("SERVICE_NAME") or task.app_id.strip("/").rsplit("/", 1)[-1]
+    def _meta(task: TaskInfo, key: str) -> str:
+        return task.env.get(key) or task.labels.get(key) or ""
+
+    @classmethod
+    def service_name(cls, task: TaskInfo) -> str:
+        return (cls._meta(task, "SERVICE_NAME") or task.labels.get("consul")
+                or task.app_id.strip("/").rsplit("/", 1)[-1])
+
+    @classmethod
+    def tags(cls, task: TaskInfo) -> list[str]:
+        tags = [t.strip() for t in cls._meta(task, "SERVICE_TAGS").split(",") if t.strip()]
+        if "consul" in task.labels:
+            tags += [k for k, v in task.labels.items() if v == "tag" and k not in tags]
+        return tags
 
     def task_started(self, task: TaskInfo) -> None:
         self.dc.register_node(task.host, task.host, meta={"group": self.group, "slot": self.slot})
@@ -57,7 +75,7 @@ class Registrator:
         self.dc.register_service({
             "ID": task.task_id,
             "Name": self.service_name(task),
-            "Tags": [self.tag, f"slot-{self.slot}"],
+            "Tags": self.tags(task),
             "Address": task.host,
             "Port": task.ports[0] if task.ports else 0,
             "Meta": {"marathon_app": task.app_id},

@@ -267,6 +267,7 @@ class MarathonEmulator:
                 ports=ports, service_ports=[pd["port"] for pd in spec.get("portDefinitions", [])],
                 version=rec.version, config_id=rec.config_id, staged_at=t,
                 labels=dict(spec.get("labels", {})),
+                env={k: v for k, v in (spec.get("env") or {}).items() if isinstance(v, str)},
                 health_checks=[dict(h) for h in spec.get("healthChecks", [])],
             )
             self._tasks.setdefault(spec["id"], {})[task.id] = task

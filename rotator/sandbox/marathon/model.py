@@ -26,6 +26,7 @@ class TaskInfo:
     ports: tuple[int, ...]
     labels: dict[str, str]
     health_checks: list[dict[str, Any]]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class TaskListener(Protocol):
@@ -101,6 +102,7 @@ class Task:
     checks: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     health_checks: list[dict[str, Any]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def instance_id(self) -> str:
@@ -122,7 +124,8 @@ class Task:
 
     def info(self) -> TaskInfo:
         return TaskInfo(self.app_id, self.id, self.agent.host, self.agent.id, tuple(self.ports),
-                        dict(self.labels), [dict(h) for h in self.health_checks])
+                        dict(self.labels), [dict(h) for h in self.health_checks],
+                        dict(self.env))
 
     def to_json(self) -> dict[str, Any]:
         results = []
