@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from rotator.config import Project, validate_ami
@@ -47,6 +48,8 @@ class RotateGroup(click.Group):
             return super().invoke(ctx)
         except RotatorError as exc:
             _fail(exc)
+        except (ClientError, BotoCoreError) as exc:  # a read outside any step (status, plan)
+            _fail(RotatorError(f"AWS: {exc}"))
         except KeyboardInterrupt:
             err_console.print("interrupted: the record keeps the rotation's progress; "
                               "`rotate resume GROUP` carries on")

@@ -9,6 +9,7 @@ the store's control channel and are acted on between steps.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -33,11 +34,19 @@ from rotator.ports import (
 )
 from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_weights
 
+log = logging.getLogger(__name__)
+
 MAX_RECHECKS = 20  # per poll interval: a burst of changes is followed, a fake cannot spin
 
 
 class LockLost(RotatorError):
     exit_code = 3
+
+
+def unexpected(st: StepState, exc: Exception) -> str:
+    """A step's failure that no adapter foresaw, said as plainly as it can be."""
+    log.error("step %s failed unexpectedly", st.name, exc_info=exc)
+    return f"{st.name}: unexpected error: {type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -227,6 +236,21 @@ class Engine:
                     self._finish(record)
                     break
                 self._advance(ctx, record, step)
+        except LockLost:
+            raise  # another process may hold the rotation now: its record is not ours to write
+        except KeyboardInterrupt:
+            self._stop(record, record.current_step, RotationStatus.PAUSED,
+                       f"interrupted by the operator (`rotate resume {record.group}` carries on, "
+                       f"`rotate abort {record.group}` rolls back)")
+            raise
+        except Exception as exc:
+            # Whatever broke, the record must not claim a process is running it.
+            self._stop(record, record.current_step, RotationStatus.PAUSED,
+                       f"stopped by an unexpected error: {type(exc).__name__}: {exc} "
+                       f"(`rotate resume {record.group}` carries on, "
+                       f"`rotate abort {record.group}` rolls back)")
+            if not isinstance(exc, RotatorError):
+                log.error("rotation %s stopped by an unexpected error", record.id, exc_info=exc)
         finally:
             ctx.close_watches()
             self._lock = None
@@ -294,11 +318,11 @@ class Engine:
                     self._emit("step-progress", record, st, f"retrying: {exc}")
                     self.sleep(min(step.poll_interval * st.attempts, 30.0))
                 return
-            except Refused as exc:
+            except RotatorError as exc:  # a traffic-guard refusal too: the step failed
                 self._fail(record, ctx, st, str(exc))
                 return
-            except RotatorError as exc:
-                self._fail(record, ctx, st, str(exc))
+            except Exception as exc:
+                self._fail(record, ctx, st, unexpected(st, exc))
                 return
             st.acted = True
             self._save(record)  # and after it
@@ -353,6 +377,8 @@ class Engine:
             return Progress.running(f"retrying: {exc}")
         except RotatorError as exc:
             return Progress.failed(str(exc))
+        except Exception as exc:
+            return Progress.failed(unexpected(st, exc))
 
     def _watch_candidate(self, ctx: StepContext, progress: Progress, wait: float) -> Progress:
         """Between traffic steps the candidate's health is still watched: by the very watch
@@ -401,7 +427,7 @@ class Engine:
             return
         self._start_rollback(record, ctx, reason)
 
-    def _stop(self, record: RotationRecord, st: StepState, status: RotationStatus,
+    def _stop(self, record: RotationRecord, st: StepState | None, status: RotationStatus,
               reason: str) -> None:
         """Stop for an operator, saying why."""
         record.status = status

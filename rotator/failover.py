@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 
 from rotator.errors import Refused, RotatorError, StepFailed
 from rotator.ports import SlotOutputs, TrafficState
@@ -92,7 +92,7 @@ def observe_source(calls: AwsCalls, source: PairSide, services_passing: PairServ
         )
     try:
         edges = _edge_in_service(calls, source)
-    except (ClientError, BotoCoreError, RotatorError) as exc:
+    except (BotoCoreError, RotatorError) as exc:
         raise Refused(
             f"failover refused: the ELBs of source {source.group} cannot be read "
             f"({type(exc).__name__}); use force if it is down"

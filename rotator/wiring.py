@@ -384,9 +384,14 @@ class Session:
             try:
                 images = self.access.client("ec2").describe_images(ImageIds=[ami])["Images"]
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                error = exc.response.get("Error", {})
+                code = error.get("Code", "")
                 if not code.startswith("InvalidAMIID"):
-                    raise
+                    raise InputError(
+                        f"ec2:DescribeImages of {ami} refused: {code}: {error.get('Message', '')}"
+                        " (the group's credentials must allow it); nothing was changed",
+                        file=str(self.group.directory / "group.yaml"), field="aws.credentials",
+                    ) from None
                 images = []
             if checked is not None:
                 checked.result()

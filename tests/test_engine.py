@@ -282,3 +282,15 @@ def test_crash_during_rollback_then_resume_finishes_the_rollback():
         except Crash:  # pragma: no cover
             raise
         assert_rolled_back(world, record)
+
+
+def test_ctrl_c_leaves_the_record_paused_not_running(world, store):
+    """An interrupted rotation says so in its record; `rotate resume` carries on."""
+    world.faults["provision"] = [KeyboardInterrupt()]
+    with pytest.raises(KeyboardInterrupt):
+        engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    data = store.load(GROUP.name)
+    assert data["status"] == "paused" and "interrupted" in data["reason"]
+    store.died()
+    record = engine(world, store, policy("blue-green")).resume()
+    assert_rotated(world, record)

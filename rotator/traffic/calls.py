@@ -26,7 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from rotator.errors import TransientError
+from rotator.errors import StepFailed, TransientError
 
 RETRYABLE_CODES = frozenset(
     {
@@ -58,6 +58,35 @@ def is_retryable(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error.get("Code") in RETRYABLE_CODES or status >= 500
     return isinstance(exc, ConnectionError | ReadTimeoutError)
+
+
+# Request fields that name the resource a call acts on, for messages.
+RESOURCE_FIELDS = ("LoadBalancerName", "LoadBalancerNames", "LoadBalancerArn", "ListenerArn",
+                   "TargetGroupArn", "TargetGroupArns", "HostedZoneId", "Id", "InstanceIds",
+                   "ImageIds")
+
+
+class AwsError(StepFailed):
+    """AWS refused a call for good (access denied, invalid input, missing resource): retrying
+    would not help, so the step fails and the policy's ``on_failure`` applies."""
+
+    def __init__(self, label: str, resource: str, code: str, message: str):
+        self.operation = label
+        self.resource = resource
+        self.code = code
+        self.aws_message = message
+        on = f" on {resource}" if resource else ""
+        super().__init__(f"{label}{on} refused: {code}: {message}")
+
+
+def resource_of(kwargs: dict[str, Any]) -> str:
+    parts = []
+    for name in RESOURCE_FIELDS:
+        if name in kwargs:
+            value = kwargs[name]
+            value = ",".join(map(str, value)) if isinstance(value, list | tuple) else value
+            parts.append(f"{name}={value}")
+    return " ".join(parts)
 
 
 def error_code(exc: BaseException) -> str:
@@ -112,8 +141,13 @@ class AwsCalls:
             retry_error_callback=give_up,
             reraise=False,
         )
-        for attempt in retrying:
-            with attempt:
-                self.attempts[label] += 1
-                return method(**kwargs)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self.attempts[label] += 1
+                    return method(**kwargs)
+        except ClientError as exc:  # not retryable: AWS's answer is final
+            error = exc.response.get("Error", {})
+            raise AwsError(label, resource_of(kwargs), str(error.get("Code", "")),
+                           str(error.get("Message", ""))) from exc
         raise AssertionError("unreachable")  # pragma: no cover

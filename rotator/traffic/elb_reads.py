@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from rotator.traffic.calls import AwsCalls
+from rotator.traffic.calls import AwsCalls, AwsError
 
 IN_SERVICE = "InService"
 
@@ -65,7 +63,7 @@ def canonical_zone_id(calls: AwsCalls, elb: Any, name: str) -> str:
     """The hosted zone id a Route53 alias to this ELB must name."""
     try:
         zone_id = describe(calls, elb, name).get("CanonicalHostedZoneNameID")
-    except ClientError:
+    except AwsError:
         zone_id = None
     if zone_id:
         return zone_id
