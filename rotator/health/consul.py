@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import consul
 import requests
 
+from rotator.health.consul_client import DEFAULT_TLS, ConsulEndpoint, TlsSettings, consul_client
 from rotator.ports import GateResult, GateSpec, ServiceRequirement, Verdict
 
 log = logging.getLogger(__name__)
@@ -60,19 +60,16 @@ class ConsulHealthSource:
         datacenter: str | None = None,
         token: str | None = None,
         *,
+        tls: TlsSettings = DEFAULT_TLS,
         request_timeout: float = 10.0,
         block_seconds: float = 30.0,
         error_backoff: float = 0.5,
         max_error_backoff: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        parts = urlsplit(address if "://" in address else f"http://{address}")
-        self.address = f"{parts.scheme}://{parts.hostname}:{parts.port or 8500}"
-        self._scheme = parts.scheme
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 8500
+        self._endpoint = ConsulEndpoint(address, datacenter, token, tls)
+        self.address = self._endpoint.url
         self.datacenter = datacenter
-        self._token = token
         self.request_timeout = request_timeout
         self.block_seconds = block_seconds
         self.error_backoff = error_backoff
@@ -83,9 +80,7 @@ class ConsulHealthSource:
         return f"ConsulHealthSource({self.address!r}, datacenter={self.datacenter!r})"
 
     def client(self) -> consul.Consul:
-        return consul.Consul(host=self._host, port=self._port, scheme=self._scheme,
-                             token=self._token, dc=self.datacenter,
-                             connections_timeout=self.request_timeout)
+        return consul_client(self._endpoint, self.request_timeout)
 
     def watch(self, requirements: list[ServiceRequirement], spec: GateSpec) -> ConsulGateWatch:
         return ConsulGateWatch(self, requirements, spec)

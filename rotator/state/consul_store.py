@@ -23,12 +23,12 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import consul
 from consul.callback import CB
 
 from rotator.errors import RotatorError, TransientError
+from rotator.health.consul_client import DEFAULT_TLS, ConsulEndpoint, TlsSettings, consul_client
 from rotator.ports import LockHeld, LockInfo
 from rotator.state.control import with_request
 
@@ -117,6 +117,7 @@ class ConsulRecordStore:
         datacenter: str | None = None,
         token: str | None = None,
         *,
+        tls: TlsSettings = DEFAULT_TLS,
         prefix: str = "rotator",
         session_ttl: float = 15.0,
         lock_delay: float = 15.0,
@@ -125,11 +126,9 @@ class ConsulRecordStore:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        parts = urlsplit(address if "://" in address else f"http://{address}")
-        self.address = f"{parts.scheme}://{parts.hostname}:{parts.port or 8500}"
-        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port or 8500
+        self._endpoint = ConsulEndpoint(address, datacenter, token, tls)
+        self.address = self._endpoint.url
         self.datacenter = datacenter
-        self._token = token
         self.prefix = prefix.strip("/")
         self.session_ttl = session_ttl
         self.lock_delay = lock_delay
@@ -144,9 +143,7 @@ class ConsulRecordStore:
         return f"ConsulRecordStore({self.address!r}, prefix={self.prefix!r})"
 
     def client(self) -> consul.Consul:
-        return consul.Consul(host=self._host, port=self._port, scheme=self._scheme,
-                             token=self._token, dc=self.datacenter,
-                             connections_timeout=self.request_timeout)
+        return consul_client(self._endpoint, self.request_timeout)
 
     def _key(self, group: str, *rest: str) -> str:
         return "/".join([self.prefix, group, *rest])
