@@ -269,30 +269,49 @@ class Engine:
             )
 
     def _apply_controls(self, record: RotationRecord, ctx: StepContext) -> None:
+        """Act once on each operator request that arrived since the last look."""
         control = self.store.read_control(self.group.name)
         if not control or control.get("rotation_id") != record.id:
             return
-        promotions = int(control.get("promotions", 0))
-        if promotions > record.promotions:
-            record.promotions = promotions
-            record.note(self.clock(), "promote requested")
-            self._save(record)
-        reason = control.get("abort")
-        if reason and not record.abort_requested:
-            record.abort_requested = reason
-            step = record.current_step
-            if record.rolling_back:
-                record.note(self.clock(), "abort requested: already rolling back")
-                self._save(record)
-            elif step is not None and step.kind in RETIRE_KINDS:
-                record.note(self.clock(), "abort requested too late: the new slot already "
-                                          "serves all traffic; retiring the old one")
-                self._save(record)
+        for request in control.get("requests", [])[len(record.operator_actions):]:
+            if request.get("action") == "promote":
+                outcome, roll_back = self._promote(record, request), False
             else:
-                if step is not None and step.status is StepStatus.RUNNING:
-                    step.status = StepStatus.FAILED
-                    step.reason = "aborted"
-                self._start_rollback(record, ctx, f"aborted: {reason}")
+                outcome, roll_back = self._abort(record, request)
+            record.operator_actions.append({**request, "outcome": outcome})
+            record.note(self.clock(), f"{request.get('action')} by {request.get('by')} "
+                                      f"({request.get('via')}): {outcome}")
+            if roll_back:
+                self._start_rollback(record, ctx, f"aborted by {request.get('by')}: "
+                                                  f"{record.abort_requested}")
+            else:
+                self._save(record)
+
+    @staticmethod
+    def _promote(record: RotationRecord, request: dict[str, Any]) -> str:
+        step = record.current_step
+        if (step is None or record.rolling_back or step.kind != "approve"
+                or step.name != request.get("step")):
+            return f"ignored: {request.get('step')!r} is not the approval waiting now"
+        step.params["approved"] = {k: request.get(k) for k in ("by", "via", "at")}
+        return f"approved {step.name}"
+
+    @staticmethod
+    def _abort(record: RotationRecord, request: dict[str, Any]) -> tuple[str, bool]:
+        """What an abort request does now; True when it starts the rollback."""
+        if record.abort_requested:
+            return "ignored: an abort was already requested", False
+        record.abort_requested = request.get("reason") or "requested by operator"
+        step = record.current_step
+        if record.rolling_back:
+            return "already rolling back", False
+        if step is not None and step.kind in RETIRE_KINDS:
+            return ("too late: the new slot already serves all traffic; "
+                    "retiring the old one"), False
+        if step is not None and step.status is StepStatus.RUNNING:
+            step.status = StepStatus.FAILED
+            step.reason = "aborted"
+        return "rolling back", True
 
     def _advance(self, ctx: StepContext, record: RotationRecord, st: StepState) -> None:
         step = STEPS[st.kind]

@@ -81,8 +81,8 @@ class RotationRecord(BaseModel):
     slots: dict[str, dict[str, Any]] = Field(default_factory=dict)  # slot -> SlotOutputs
     deployment_ids: list[str] = Field(default_factory=list)
     abort_requested: str | None = None
-    promotions: int = 0  # approvals granted by `rotate promote`
-    promotions_used: int = 0
+    # every operator request acted on (rotator.state.control), with what became of it
+    operator_actions: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
     writes: int = 0
 

@@ -270,10 +270,11 @@ class RecordStore(Protocol):
     def lock_info(self, group: str) -> LockInfo | None: ...
 
     def read_control(self, group: str) -> dict[str, Any]:
-        """Operator requests for the group's rotation: ``{"rotation_id", "abort", "promotions"}``."""
+        """Operator requests for the group's rotation: ``{"rotation_id", "requests": [...]}``
+        (see ``rotator.state.control``)."""
 
-    def write_control(self, group: str, rotation_id: str, *, abort: str | None = None,
-                      promote: bool = False) -> dict[str, Any]:
-        """Record an abort reason or one more promotion for ``rotation_id``; return the result.
+    def write_control(self, group: str, rotation_id: str,
+                      request: dict[str, Any]) -> dict[str, Any]:
+        """Add one operator request (abort, promote) for ``rotation_id``; return the result.
 
         Kept apart from the record so that a running engine's writes never erase it."""

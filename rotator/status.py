@@ -131,7 +131,7 @@ def show_history(project: Project, group: str, limit: int, output: str, console:
         console.print(f"{group}: no rotations yet")
         return
     table = Table(box=None, header_style="dim")
-    for col in ("when", "id", "kind", "status", "ami / move", "took", "reason"):
+    for col in ("when", "id", "kind", "status", "ami / move", "took", "operators", "reason"):
         table.add_column(col)
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.get("created_at", 0)))
@@ -139,5 +139,20 @@ def show_history(project: Project, group: str, limit: int, output: str, console:
             "created_at", 0)) if r.get("created_at") else ""
         what = r.get("ami") or f"{r.get('from', '?')} → {r.get('to', '?')}"
         table.add_row(when, r["id"], r.get("kind", "rotation"), r.get("status", ""), what, took,
-                      (r.get("reason") or "")[:60])
+                      operators(r), (r.get("reason") or "")[:60])
     console.print(table)
+
+
+def operators(record: dict[str, Any]) -> str:
+    """Who promoted or aborted, from where and when: 'promoted by ops@bastion (rotate) 12:03'."""
+    done = {"promote": "promoted", "abort": "aborted"}
+    out = []
+    for action in record.get("operator_actions", []):
+        if str(action.get("outcome", "")).startswith("ignored"):
+            continue
+        at = time.strftime("%H:%M:%S", time.gmtime(action.get("at") or 0))
+        out.append(f"{done.get(action.get('action'), action.get('action'))} by "
+                   f"{action.get('by')} ({action.get('via')}) {at}")
+    if record.get("by"):  # a failover or failback event
+        out.append(f"by {record['by']} ({record.get('via', 'rotate')})")
+    return "; ".join(out)

@@ -316,9 +316,9 @@ class Approve(Step):
         return math.inf  # an approval waits for a human, however long
 
     def check(self, ctx, state, wait):
-        if ctx.record.promotions > ctx.record.promotions_used:
-            ctx.record.promotions_used += 1
-            return Progress.done("promoted")
+        approved = state.params.get("approved")
+        if approved:
+            return Progress.done(f"promoted by {approved.get('by')} ({approved.get('via')})")
         return Progress("waiting", "waiting for `rotate promote " + ctx.group.name + "`")
 
 

@@ -23,6 +23,7 @@ from rotator.environment import Environment, load_environment
 from rotator.errors import InputError
 from rotator.model import RotationRecord, RotationStatus
 from rotator.ports import RecordStore, SlotOutputs
+from rotator.state.control import operator_request
 from rotator.steps import requirements
 
 log = logging.getLogger(__name__)
@@ -422,19 +423,38 @@ class Session:
             self.traffic.remember({s: SlotOutputs.from_dict(o) for s, o in data["slots"].items()})
 
     def request(self, *, abort: str | None = None, promote: bool = False,
-                output: str = "text") -> RotationRecord | None:
+                output: str = "text", via: str = "rotate") -> RotationRecord | None:
         """Ask the rotation to abort or go on; carry it out here when nobody is running it."""
         data = self.store.load(self.group.name)
         if data is None or RotationStatus(data["status"]).terminal:
             raise InputError(f"{self.group.name} has no unfinished rotation")
-        if promote and data["status"] not in ("waiting", "running"):
-            raise InputError(f"rotation {data['id']} is {data['status']}, not waiting for approval")
-        self.store.write_control(self.group.name, data["id"], abort=abort, promote=promote)
+        if promote:
+            step = waiting_approval(RotationRecord.from_dict(data))
+            request = operator_request("promote", step=step, via=via)
+        else:
+            request = operator_request("abort", reason=abort or "requested by operator", via=via)
+        self.store.write_control(self.group.name, data["id"], request)
         info = self.store.lock_info(self.group.name)
         if info is not None and not _dead_holder(info):
             return None  # the running engine acts on the request
         interactive = sys.stdout.isatty() and output == "text"
         return self.resume(output=output, interactive=interactive, break_lock=True)
+
+
+def waiting_approval(record: RotationRecord) -> str:
+    """The name of the approval step this rotation waits at now; InputError when none is.
+
+    A promotion approves exactly that step: sent earlier, it would pass a later approval
+    before anyone had seen the steps leading to it."""
+    step = record.current_step
+    if (record.status in (RotationStatus.WAITING, RotationStatus.RUNNING)
+            and not record.rolling_back and step is not None and step.kind == "approve"):
+        return step.name
+    where = f"at step {step.name!r}" if step is not None else "past its last step"
+    raise InputError(
+        f"rotation {record.id} of {record.group} is {record.status.value} {where}: nothing is "
+        "waiting for approval (`rotate promote` approves only the approval step waiting now)"
+    )
 
 
 def _dead_holder(info) -> bool:

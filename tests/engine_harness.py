@@ -7,6 +7,7 @@ from pathlib import Path
 from rotator.config import Policy, Project
 from rotator.engine import Engine
 from rotator.model import RotationRecord, RotationStatus
+from rotator.state.control import operator_request
 from tests.fakes import (
     Crash,
     FakeApps,
@@ -59,9 +60,22 @@ def run_to_end(world: FakeWorld, store: MemoryStore, pol: Policy, ami: str = "am
         if record.status.terminal:
             return record
         if record.status is RotationStatus.WAITING:
-            store.write_control(GROUP.name, record.id, promote=True)
+            promote(store, record)
         try:
             record = engine(world, store, pol).resume()
         except Crash:
             record = after_crash()
     raise AssertionError(f"rotation did not end: {store.load(GROUP.name)}")
+
+
+def promote(store: MemoryStore, record: RotationRecord | dict) -> None:
+    """What `rotate promote` sends: approve the approval step the rotation waits at."""
+    if isinstance(record, dict):
+        record = RotationRecord.from_dict(record)
+    store.write_control(GROUP.name, record.id,
+                        operator_request("promote", step=record.current_step.name))
+
+
+def abort(store: MemoryStore, record: RotationRecord | dict, reason: str) -> None:
+    rid = record["id"] if isinstance(record, dict) else record.id
+    store.write_control(GROUP.name, rid, operator_request("abort", reason=reason))

@@ -324,9 +324,8 @@ class MemoryStore:
     def read_control(self, group):
         return dict(self.control.get(group, {}))
 
-    def write_control(self, group, rotation_id, *, abort=None, promote=False):
-        self.control[group] = with_request(self.control.get(group, {}), rotation_id,
-                                           abort=abort, promote=promote)
+    def write_control(self, group, rotation_id, request):
+        self.control[group] = with_request(self.control.get(group, {}), rotation_id, request)
         return dict(self.control[group])
 
     def died(self) -> None:

@@ -7,7 +7,7 @@ import pytest
 from rotator.errors import InputError, StepFailed
 from rotator.model import RotationStatus, StepStatus
 from rotator.ports import LockHeld
-from tests.engine_harness import GROUP, engine, policy, run_to_end
+from tests.engine_harness import GROUP, abort, engine, policy, promote, run_to_end
 from tests.fakes import Crash, FakeWorld, MemoryStore, transient
 
 
@@ -91,7 +91,7 @@ def test_canary_walks_the_weights_and_waits_for_promotion(world, store):
     assert record.status is RotationStatus.WAITING  # exit 4 without a terminal
     assert world.weights == {"green": 25, "blue": 75}
     assert not store.locks, "the lock is released while waiting for an operator"
-    store.write_control(GROUP.name, record.id, promote=True)
+    promote(store, record)
     record = engine(world, store, pol).resume()
     assert_rotated(world, record)
     shifts = [s["weights"] for s in store.snapshots]
@@ -112,12 +112,12 @@ def test_interactive_approval_waits_in_process_until_promoted(world, store):
         rec = store.load(GROUP.name)
         if rec["status"] == "waiting" and not promoted:
             promoted.append(True)
-            store.write_control(GROUP.name, rec["id"], promote=True)
+            promote(store, rec)
         original_sleep(seconds)
 
     eng.sleep = sleep
     record = eng.start("ami-0123abcd")
-    assert promoted and record.promotions == 1
+    assert promoted and [a["outcome"] for a in record.operator_actions] == ["approved approval"]
     assert_rotated(world, record)
 
 
@@ -143,7 +143,7 @@ def test_candidate_turning_unhealthy_during_shift_or_bake_rolls_back(world, stor
     world.fail_health_after["green"] = polls
     record = engine(world, store, policy("canary")).start("ami-0123abcd")
     if record.status is RotationStatus.WAITING:
-        store.write_control(GROUP.name, record.id, promote=True)
+        promote(store, record)
         record = engine(world, store, policy("canary")).resume()
     assert_rolled_back(world, record)
     assert "web: 0/2 passing" in record.reason
@@ -187,10 +187,10 @@ def test_abort_during_shift_rolls_back(world, store):
     pol = policy("canary")
     record = engine(world, store, pol).start("ami-0123abcd")
     assert record.status is RotationStatus.WAITING
-    store.write_control(GROUP.name, record.id, abort="bad canary metrics")
+    abort(store, record, "bad canary metrics")
     record = engine(world, store, pol).resume()
     assert_rolled_back(world, record)
-    assert "aborted: bad canary metrics" in record.reason
+    assert "aborted by" in record.reason and "bad canary metrics" in record.reason
 
 
 def test_abort_while_running_is_acted_on_between_steps(world, store):
@@ -201,7 +201,7 @@ def test_abort_while_running_is_acted_on_between_steps(world, store):
     def sleep(seconds):
         rec = store.load(GROUP.name)
         if rec and rec["weights"].get("green") == 5:
-            store.write_control(GROUP.name, rec["id"], abort="operator")
+            abort(store, rec, "operator")
         original(seconds)
 
     eng.sleep = sleep
@@ -294,3 +294,50 @@ def test_ctrl_c_leaves_the_record_paused_not_running(world, store):
     store.died()
     record = engine(world, store, policy("blue-green")).resume()
     assert_rotated(world, record)
+
+
+def test_a_promotion_only_approves_the_approval_waiting_now(world, store):
+    """A promote sent while the canary is at 5 % must not pass the approval before 50 %."""
+    from rotator.state.control import operator_request
+
+    pol = policy("canary")
+    eng = engine(world, store, pol)
+    original = world.clock.sleep
+    sent = []
+
+    def sleep(seconds):
+        rec = store.load(GROUP.name)
+        if rec and rec["weights"].get("green") == 5 and not sent:
+            sent.append(True)  # e.g. a stale dashboard: names the approval that comes later
+            store.write_control(GROUP.name, rec["id"], operator_request(
+                "promote", step="approval", by="early@bird", via="test"))
+        original(seconds)
+
+    eng.sleep = sleep
+    record = eng.start("ami-0123abcd")
+    assert sent and record.status is RotationStatus.WAITING
+    assert world.weights == {"blue": 75, "green": 25}
+    [early] = record.operator_actions
+    assert early["by"] == "early@bird" and early["outcome"].startswith("ignored")
+    promote(store, record)
+    record = engine(world, store, pol).resume()
+    assert_rotated(world, record)
+    late = record.operator_actions[-1]
+    assert late["outcome"] == "approved approval" and late["by"] and late["at"]
+    approval = next(s for s in record.steps if s.kind == "approve")
+    assert approval.reason.startswith("promoted by")
+
+
+def test_rotate_promote_is_refused_unless_an_approval_waits_now(world, store):
+    from rotator.errors import InputError
+    from rotator.model import RotationRecord
+    from rotator.wiring import waiting_approval
+
+    record = engine(world, store, policy("canary")).start("ami-0123abcd")
+    assert waiting_approval(record) == "approval"
+    at_shift = RotationRecord.from_dict(store.history(GROUP.name)[-1])
+    at_shift.cursor = next(i for i, s in enumerate(at_shift.steps) if s.kind == "shift")
+    at_shift.status = RotationStatus.RUNNING
+    with pytest.raises(InputError, match="nothing is waiting for approval") as err:
+        waiting_approval(at_shift)
+    assert err.value.exit_code == 2 and "shift 5% to green" in str(err.value)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from rotator.ports import LockHeld
+from rotator.state.control import operator_request
 from rotator.state.file_store import FileRecordStore
 
 
@@ -29,12 +30,13 @@ def test_records_history_and_failover_events(tmp_path):
 
 def test_control_requests_accumulate_per_rotation(tmp_path):
     store = FileRecordStore(tmp_path)
-    store.write_control("prd-cn", "r1", promote=True)
-    store.write_control("prd-cn", "r1", promote=True)
-    assert store.read_control("prd-cn")["promotions"] == 2
-    store.write_control("prd-cn", "r2", abort="bad metrics")
-    assert store.read_control("prd-cn") == {"rotation_id": "r2", "abort": "bad metrics",
-                                            "promotions": 0}
+    first = operator_request("promote", step="approval", by="ops@a", at=1.0)
+    store.write_control("prd-cn", "r1", first)
+    store.write_control("prd-cn", "r1", {**first, "by": "ops@b"})
+    assert [r["by"] for r in store.read_control("prd-cn")["requests"]] == ["ops@a", "ops@b"]
+    stop = operator_request("abort", reason="bad metrics", by="ops@c", at=2.0)
+    store.write_control("prd-cn", "r2", stop)
+    assert store.read_control("prd-cn") == {"rotation_id": "r2", "requests": [stop]}
 
 
 def test_lock_refuses_a_second_holder_and_names_the_first(tmp_path):

@@ -85,3 +85,18 @@ def test_bad_usage_exits_2_before_touching_anything(args, message, tmp_path):
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_history_names_who_promoted_and_aborted():
+    from rotator.status import operators
+
+    record = {"operator_actions": [
+        {"action": "promote", "step": "approval", "by": "early@bird", "via": "rotate",
+         "at": 0.0, "outcome": "ignored: 'approval' is not the approval waiting now"},
+        {"action": "promote", "step": "approval", "by": "ana@bastion", "via": "rotate",
+         "at": 3723.0, "outcome": "approved approval"},
+        {"action": "abort", "by": "bo@laptop", "via": "dashboard", "at": 7200.0,
+         "outcome": "too late: the new slot already serves all traffic; retiring the old one"},
+    ]}
+    assert operators(record) == ("promoted by ana@bastion (rotate) 01:02:03; "
+                                 "aborted by bo@laptop (dashboard) 02:00:00")

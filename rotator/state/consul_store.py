@@ -207,15 +207,15 @@ class ConsulRecordStore:
         _, entry = self._call("read control", lambda: self.client().kv.get(self._key(group, "control")))
         return json.loads(entry["Value"]) if entry and entry.get("Value") else {}
 
-    def write_control(self, group: str, rotation_id: str, *, abort: str | None = None,
-                      promote: bool = False) -> dict[str, Any]:
-        """Read-modify-write with cas, retried: two operators promoting at once both count."""
+    def write_control(self, group: str, rotation_id: str,
+                      request: dict[str, Any]) -> dict[str, Any]:
+        """Read-modify-write with cas, retried: two operators asking at once are both kept."""
         client = self.client()
         key = self._key(group, "control")
         while True:
             _, entry = self._call("read control", lambda: client.kv.get(key))
             current = json.loads(entry["Value"]) if entry and entry.get("Value") else {}
-            control = with_request(current, rotation_id, abort=abort, promote=promote)
+            control = with_request(current, rotation_id, request)
             cas = entry["ModifyIndex"] if entry else 0
             body = json.dumps(control, sort_keys=True)
             if self._call("write control", lambda b=body, c=cas: client.kv.put(key, b, cas=c)):

@@ -123,14 +123,13 @@ class FileRecordStore:
     def read_control(self, group: str) -> dict[str, Any]:
         return _read(self._dir(group) / "control.json") or {}
 
-    def write_control(self, group: str, rotation_id: str, *, abort: str | None = None,
-                      promote: bool = False) -> dict[str, Any]:
+    def write_control(self, group: str, rotation_id: str,
+                      request: dict[str, Any]) -> dict[str, Any]:
         d = self._dir(group)
         d.mkdir(parents=True, exist_ok=True)
         with open(d / ".control.lock", "w") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)  # two shells promoting at once both count
-            control = with_request(self.read_control(group), rotation_id, abort=abort,
-                                   promote=promote)
+            fcntl.flock(guard, fcntl.LOCK_EX)  # two shells asking at once are both kept
+            control = with_request(self.read_control(group), rotation_id, request)
             _atomic_write(d / "control.json", control)
             return control
 

@@ -67,22 +67,25 @@ def test_lost_cas_race_raises_and_keeps_the_winner(server) -> None:
     assert first.load("g")["step"] == 2
 
 
-def test_control_requests_are_counted_under_concurrency(server) -> None:
+def test_control_requests_are_all_kept_under_concurrency(server) -> None:
     import threading
+
+    from rotator.state.control import operator_request
 
     stores = [make_store(server) for _ in range(4)]
     assert stores[0].read_control("g") == {}
-    stores[0].write_control("g", "r1", abort=None)
-    threads = [threading.Thread(target=s.write_control, args=("g", "r1"), kwargs={"promote": True})
-               for s in stores]
+    threads = [threading.Thread(target=s.write_control, args=(
+        "g", "r1", operator_request("promote", step="approval", by=f"ops@{i}")))
+        for i, s in enumerate(stores)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert stores[1].read_control("g")["promotions"] == 4
-    assert stores[2].write_control("g", "r1", abort="operator said so")["abort"] == "operator said so"
-    assert stores[3].write_control("g", "r2", promote=True) == {
-        "rotation_id": "r2", "abort": None, "promotions": 1}
+    assert sorted(r["by"] for r in stores[1].read_control("g")["requests"]) == [
+        f"ops@{i}" for i in range(4)]
+    stop = operator_request("abort", reason="operator said so")
+    assert stores[2].write_control("g", "r1", stop)["requests"][-1] == stop
+    assert stores[3].write_control("g", "r2", stop) == {"rotation_id": "r2", "requests": [stop]}
 
 
 def test_publish_live(server) -> None:
