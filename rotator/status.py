@@ -151,7 +151,10 @@ def operators(record: dict[str, Any]) -> str:
         if str(action.get("outcome", "")).startswith("ignored"):
             continue
         at = time.strftime("%H:%M:%S", time.gmtime(action.get("at") or 0))
-        out.append(f"{done.get(action.get('action'), action.get('action'))} by "
+        verb = done.get(action.get("action"), action.get("action"))
+        if str(action.get("outcome", "")).startswith("too late"):
+            verb = "abort came too late, asked"
+        out.append(f"{verb} by "
                    f"{action.get('by')} ({action.get('via')}) {at}")
     if record.get("by"):  # a failover or failback event
         out.append(f"by {record['by']} ({record.get('via', 'rotate')})")

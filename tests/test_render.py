@@ -99,4 +99,4 @@ def test_history_names_who_promoted_and_aborted():
          "outcome": "too late: the new slot already serves all traffic; retiring the old one"},
     ]}
     assert operators(record) == ("promoted by ana@bastion (rotate) 01:02:03; "
-                                 "aborted by bo@laptop (dashboard) 02:00:00")
+                                 "abort came too late, asked by bo@laptop (dashboard) 02:00:00")
