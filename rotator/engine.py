@@ -221,7 +221,7 @@ class Engine:
             group=self.group, policy=self.policy, record=record, infra=self.infra,
             apps=self.apps, health=self.health, traffic=self.traffic,
             app_definitions=self.app_definitions, clock=self.clock, guard=self.guard,
-            interactive=self.interactive,
+            interactive=self.interactive, save=lambda: self._save(record),
         )
 
     def _run(self, record: RotationRecord, lock: Lock) -> RotationRecord:

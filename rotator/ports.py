@@ -189,6 +189,20 @@ class TrafficState:
         return sum(len(r.get(slot, [])) for r in self.registrations.values())
 
 
+class ChangeJournal(Protocol):
+    """Where a router notes the DNS changes it is waiting for, durably, so that a process
+    restarted after a crash waits for them too (a change is only in effect once INSYNC)."""
+
+    def pending(self) -> list[str]:
+        """Change ids submitted and not yet seen INSYNC."""
+
+    def submitted(self, change_ids: list[str]) -> None:
+        """Note these ids (durably, before returning): they are being waited for."""
+
+    def in_sync(self) -> None:
+        """Every noted change is INSYNC (the journal may note when)."""
+
+
 class TrafficRouter(Protocol):
     """Moves a group's traffic between its slots."""
 
@@ -199,17 +213,21 @@ class TrafficRouter(Protocol):
         weights: dict[str, int],
         slots: dict[str, SlotOutputs],
         expected: dict[str, int] | None = None,
+        *,
+        journal: ChangeJournal | None = None,
     ) -> None:
         """Make every record of the group carry ``weights`` (slot -> weight, summing to the
         total), registering/deregistering ELB instances to match; verify by reading back.
 
         ``expected`` is what the rotation last set: when the world differs (a record changed
-        by hand), refuse with StepFailed rather than overwrite it."""
+        by hand), refuse with StepFailed rather than overwrite it. Changes noted in
+        ``journal`` by an earlier attempt are waited for first."""
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         """True once the change is in sync and the registered instances are InService."""
 
-    def remove_slot(self, slot: str, outputs: SlotOutputs | None) -> float:
+    def remove_slot(self, slot: str, outputs: SlotOutputs | None, *,
+                    journal: ChangeJournal | None = None) -> float:
         """Take the slot out entirely (weight 0, deregistered); return the seconds of
         connection draining to wait before its instances may be destroyed."""
 

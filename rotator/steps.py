@@ -8,6 +8,7 @@ waiting. Steps never sleep or loop: the engine owns time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +99,12 @@ class StepContext:
     clock: Any
     guard: Any  # rotator.guards.TrafficGuard: check_destroy(slot, state)
     interactive: bool = False
+    save: Callable[[], None] = lambda: None  # writes the record (the engine's)
     # live health watches, keyed by purpose; rebuilt after a restart
     watches: dict[str, GateWatch] = field(default_factory=dict)
+
+    def journal(self, state: StepState) -> StepJournal:
+        return StepJournal(state, self.save, self.clock)
 
     # -- helpers shared by steps
     def outputs(self, slot: str) -> SlotOutputs:
@@ -133,6 +138,26 @@ class StepContext:
         url = self.outputs(slot).marathon_url
         ids = [a["id"] for a in self.app_definitions]
         return [h.app_id for h in self.apps.health(url, ids) if not h.ok]
+
+
+class StepJournal:
+    """A step's DNS changes, kept in its params and written with the record before they are
+    waited for: a process killed while waiting leaves their ids for the next one to wait on."""
+
+    def __init__(self, state: StepState, save: Callable[[], None], clock: Callable[[], float]):
+        self.state, self.save, self.clock = state, save, clock
+
+    def pending(self) -> list[str]:
+        return list(self.state.params.get("changes", []))
+
+    def submitted(self, change_ids: list[str]) -> None:
+        self.state.params["changes"] = list(dict.fromkeys([*self.pending(), *change_ids]))
+        self.save()
+
+    def in_sync(self) -> None:
+        self.state.params["changes"] = []
+        self.state.params["insync_at"] = self.clock()
+        self.save()
 
 
 class Step:
@@ -240,15 +265,16 @@ def world_weights(state: TrafficState) -> dict[str, int] | None:
     return dict(seen.pop()) if seen else {}
 
 
-def _set_weights(ctx: StepContext, target: dict[str, int]) -> None:
+def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> None:
+    journal = ctx.journal(state)
     world = world_weights(ctx.traffic.read())
-    if world and world == {k: v for k, v in target.items() if v}:
+    if world and world == {k: v for k, v in target.items() if v} and not journal.pending():
         ctx.record.weights = target
         return
     # After a crash between the change and the record's update, the world may
     # already hold the last intended weights: that is not a hand edit.
     expected = ctx.record.weights or None
-    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected)
+    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal)
     ctx.record.weights = target
 
 
@@ -257,7 +283,7 @@ class Shift(Step):
     poll_interval = 1.0
 
     def act(self, ctx, state):
-        _set_weights(ctx, _weights(ctx, state.params["weight"]))
+        _set_weights(ctx, state, _weights(ctx, state.params["weight"]))
 
     def check(self, ctx, state, wait):
         target = _weights(ctx, state.params["weight"])
@@ -333,7 +359,7 @@ class RetireTraffic(Step):
             # a half-built slot (its apply failed): its records are found by their set
             # identifier and its instances by their slot tag
             out = None
-        drain = ctx.traffic.remove_slot(slot, out)
+        drain = ctx.traffic.remove_slot(slot, out, journal=ctx.journal(state))
         state.params["drain_until"] = ctx.clock() + drain
 
     def check(self, ctx, state, wait):
@@ -360,12 +386,13 @@ class RollbackWeights(Step):
     def act(self, ctx, state):
         target = {state.params["slot"]: 100, ctx.record.candidate: 0}
         world = world_weights(ctx.traffic.read()) or {}
-        if world.get(ctx.record.candidate, 0) == 0 and not ctx.record.weights.get(
-                ctx.record.candidate):
+        if (world.get(ctx.record.candidate, 0) == 0 and not ctx.record.weights.get(
+                ctx.record.candidate) and not ctx.journal(state).pending()):
             ctx.record.weights = target
             return  # the candidate never carried traffic
         ctx.record.weights = {}  # whatever the world holds, put it back on stable
-        ctx.traffic.set_weights(target, ctx.live_slots(), expected=None)
+        ctx.traffic.set_weights(target, ctx.live_slots(), expected=None,
+                                journal=ctx.journal(state))
         ctx.record.weights = target
 
     def check(self, ctx, state, wait):

@@ -224,7 +224,7 @@ class FakeTraffic:
             registrations={EDGE: {s: list(i) for s, i in self.w.registered.items() if i}},
         )
 
-    def set_weights(self, weights, slots, expected=None) -> None:
+    def set_weights(self, weights, slots, expected=None, *, journal=None) -> None:
         self.w.hit("set_weights")
         current = {k: v for k, v in self.w.weights.items() if v}
         if expected is not None and current != {k: v for k, v in expected.items() if v}:
@@ -247,7 +247,7 @@ class FakeTraffic:
     def settled(self, weights, slots, wait) -> bool:
         return True
 
-    def remove_slot(self, slot: str, outputs: SlotOutputs | None) -> float:
+    def remove_slot(self, slot: str, outputs: SlotOutputs | None, *, journal=None) -> float:
         self.w.hit("remove_slot")
         if self.w.weights.get(slot, 0) > 0:
             raise Refused(f"traffic guard: {slot} still carries weight")

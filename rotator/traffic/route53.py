@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rotator.errors import Refused, StepFailed
-from rotator.ports import SlotOutputs, TrafficState
+from rotator.ports import ChangeJournal, SlotOutputs, TrafficState
 from rotator.traffic import elb_reads
 from rotator.traffic.batches import split_batches
-from rotator.traffic.calls import AwsCalls
+from rotator.traffic.calls import AwsCalls, AwsError
 from rotator.traffic.spec import RecordSpec, normalize_name, set_identifier
 
 RecordKey = tuple[str, str]  # (fqdn, type)
@@ -236,7 +236,6 @@ class Route53Router:
         self.poll_interval = poll_interval
         self.zones = ZoneDirectory(route53, self.calls)
         self.alias_zone = AliasZones(elb, self.calls)
-        self._unsynced: list[str] = []
 
     # -- reading ----------------------------------------------------------
 
@@ -328,9 +327,11 @@ class Route53Router:
         expected: dict[str, int] | None = None,
         *,
         checked: frozenset[str] = frozenset(),
+        journal: ChangeJournal | None = None,
     ) -> None:
         """``checked``: slots the caller has just passed through the traffic guard."""
         validate_weights(weights)
+        self.wait_journal(journal)
         missing = [s for s, w in weights.items() if w > 0 and s not in slots]
         if missing:
             raise Refused(f"refusing to put weight on slot(s) {missing} without outputs")
@@ -362,13 +363,26 @@ class Route53Router:
                     self.calls, self.route53, self.zones.zone_id(zone_name), groups,
                     f"rotator {self.group}: {dict(sorted(weights.items()))}",
                 )
-        self._unsynced = change_ids
+        self.wait_changes(change_ids, journal)
+        self.verify(weights, slots)
+
+    def wait_journal(self, journal: ChangeJournal | None) -> None:
+        """Changes an earlier attempt submitted (a process that died waiting) are waited
+        for before anything else: the world already holds them, but not yet everywhere."""
+        if journal is not None and journal.pending():
+            self.wait_changes(journal.pending(), journal)
+
+    def wait_changes(self, change_ids: list[str], journal: ChangeJournal | None) -> None:
+        if not change_ids:
+            return
+        if journal is not None:
+            journal.submitted(change_ids)
         wait_insync(
             self.calls, self.route53, change_ids, clock=self.clock, sleep=self.sleep,
             timeout=self.change_timeout, poll=self.poll_interval,
         )
-        self._unsynced = []
-        self.verify(weights, slots)
+        if journal is not None:
+            journal.in_sync()
 
     def verify(self, weights: dict[str, int], slots: dict[str, SlotOutputs]) -> None:
         """Read back and compare: StepFailed naming every record that differs."""
@@ -384,12 +398,12 @@ class Route53Router:
             raise StepFailed("Route53 weights not as set after the change: " + "; ".join(wrong))
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
-        if self._unsynced:
-            self._unsynced = pending_changes(self.calls, self.route53, self._unsynced)
-        return not self._unsynced
+        return True  # set_weights returns once its changes are INSYNC
 
-    def remove_slot(self, slot: str, outputs: SlotOutputs | None) -> float:
+    def remove_slot(self, slot: str, outputs: SlotOutputs | None, *,
+                    journal: ChangeJournal | None = None) -> float:
         """Delete the slot's record sets (refused while any carries weight)."""
+        self.wait_journal(journal)
         sets = self.read_sets()
         weights = {k: {s: int(r.get("Weight", 0)) for s, r in v.items()} for k, v in sets.items()}
         if self.guard is not None:
@@ -405,12 +419,22 @@ class Route53Router:
                 for spec in specs if slot in sets.get(spec.key, {})
             ]
             if groups:
-                change_ids += submit(
-                    self.calls, self.route53, self.zones.zone_id(zone_name), groups,
-                    f"rotator {self.group}: retire {slot}",
-                )
-        wait_insync(
-            self.calls, self.route53, change_ids, clock=self.clock, sleep=self.sleep,
-            timeout=self.change_timeout, poll=self.poll_interval,
-        )
+                change_ids += self._delete(zone_name, groups, slot, {s.key for s in specs})
+        self.wait_changes(change_ids, journal)
         return 0.0
+
+    def _delete(self, zone_name: str, groups: list[list[dict]], slot: str,
+                keys: set[str]) -> list[str]:
+        """DELETE the slot's sets; a retry of a DELETE that had been applied (its answer was
+        lost) is refused with InvalidChangeBatch "not found": gone is what was wanted."""
+        try:
+            return submit(self.calls, self.route53, self.zones.zone_id(zone_name), groups,
+                          f"rotator {self.group}: retire {slot}")
+        except AwsError as exc:
+            if exc.code != "InvalidChangeBatch" or "not found" not in exc.aws_message:
+                raise
+        left = [key for key, by_slot in self.read_sets().items() if key in keys and slot in by_slot]
+        if left:
+            raise StepFailed(f"Route53 refused to delete the sets of {slot} ({left}) "
+                             "although they exist")
+        return []

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rotator.guards import ServicesPassing, TrafficGuard
-from rotator.ports import SlotOutputs, TrafficState
+from rotator.ports import ChangeJournal, SlotOutputs, TrafficState
 from rotator.traffic.calls import AwsCalls
 from rotator.traffic.elb import ElbRouter
 from rotator.traffic.route53 import Route53Router, validate_weights
@@ -50,8 +50,11 @@ class GroupTrafficRouter:
         weights: dict[str, int],
         slots: dict[str, SlotOutputs],
         expected: dict[str, int] | None = None,
+        *,
+        journal: ChangeJournal | None = None,
     ) -> None:
         validate_weights(weights)
+        self.dns.wait_journal(journal)
         # hand-made changes and unhealthy targets are refused before anything moves
         current = self.dns.read().weights
         self.dns.check_expected(current, weights, expected)
@@ -60,15 +63,16 @@ class GroupTrafficRouter:
         # The verdict just given stands for the weight change too (each check costs round
         # trips), unless waiting for InService let time pass: then the guard asks again.
         self.dns.set_weights(weights, slots, expected,
-                             checked=frozenset() if waited else checked)
+                             checked=frozenset() if waited else checked, journal=journal)
         self.elbs.deregister_phase(weights, slots)
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         return self.dns.settled(weights, slots, wait) and self.elbs.settled(weights, slots, wait)
 
-    def remove_slot(self, slot: str, outputs: SlotOutputs | None) -> float:
+    def remove_slot(self, slot: str, outputs: SlotOutputs | None, *,
+                    journal: ChangeJournal | None = None) -> float:
         """Weight must already be 0 (guarded); delete its records, deregister, return draining."""
-        self.dns.remove_slot(slot, outputs)
+        self.dns.remove_slot(slot, outputs, journal=journal)
         return self.elbs.remove_slot(slot, outputs)
 
     def check_destroy(self, slot: str) -> None:

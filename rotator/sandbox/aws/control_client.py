@@ -55,8 +55,10 @@ class AwsEmulatorControl:
         delay: float = 0.0,
         status: int | None = None,
         message: str | None = None,
+        applied: bool = False,
     ) -> None:
-        body = {"operation": operation, "code": code, "count": count, "after": after, "delay": delay}
+        body = {"operation": operation, "code": code, "count": count, "after": after,
+                "delay": delay, "applied": applied}
         if status is not None:
             body["status"] = status
         if message is not None:
@@ -92,3 +94,6 @@ class AwsEmulatorControl:
 
     def reset(self) -> None:
         self._request("POST", "reset")
+
+    def set_route53_propagation(self, seconds: float) -> None:
+        self._request("POST", "route53-propagation", {"seconds": seconds})

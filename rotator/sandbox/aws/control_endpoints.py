@@ -3,13 +3,14 @@ another process (see :class:`~rotator.sandbox.aws.control_client.AwsEmulatorCont
 
     GET    ping                      {"ok": true}
     GET    faults                    [fault, ...]
-    POST   faults                    {operation, code, count?, after?, delay?, status?, message?}
+    POST   faults                    {operation, code, count?, after?, delay?, status?, message?, applied?}
     DELETE faults                    clear all faults
     POST   instance-health           {elb_name, instance_id, state: "InService"|"OutOfService"|null}
     GET    calls                     {"ec2:RunInstances": 3, ...}
     DELETE calls                     reset the counts
     POST   amis                      {name, region, from_ami?} -> {"image_id": "ami-..."}
     POST   reset                     wipe resources, faults, overrides and counts
+    POST   route53-propagation       {seconds}: how long each change stays PENDING
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 if TYPE_CHECKING:
     from .emulator import AwsEmulator
 
-_FAULT_FIELDS = {"count", "after", "delay", "status", "message"}
+_FAULT_FIELDS = {"count", "after", "delay", "status", "message", "applied"}
 
 
 class _BadRequest(Exception):
@@ -98,6 +99,11 @@ def _dispatch(
             data["name"], region=data["region"], from_ami=data.get("from_ami")
         )
         return 200, {"image_id": image_id}
+    if (method, route) == ("POST", "route53-propagation"):
+        data = _body(request)
+        _require(data, "seconds")
+        emulator.set_route53_propagation(float(data["seconds"]))
+        return 200, {"ok": True}
     if (method, route) == ("POST", "reset"):
         emulator.reset()
         return 200, {"ok": True}

@@ -22,6 +22,7 @@ from . import control_endpoints
 from .error_bodies import default_status, error_response
 from .faults import Fault, FaultBook
 from .operations import identify
+from .route53_book import ChangeBook
 from .serving import serving
 
 CONTROL_PREFIX = "/_sandbox/aws/"
@@ -61,6 +62,7 @@ class AwsEmulator:
         self._moto_app: Any = None
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
+        self.route53_changes = ChangeBook(clock=time.monotonic)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -182,12 +184,18 @@ class AwsEmulator:
         delay: float = 0.0,
         status: int | None = None,
         message: str | None = None,
+        applied: bool = False,
     ) -> None:
         """Fail (or, with ``code`` None, only delay) calls of ``operation``.
 
-        The first ``after`` matching calls pass, the next ``count`` are acted on.
+        The first ``after`` matching calls pass, the next ``count`` are acted on. With
+        ``applied`` the call takes effect first and only its answer is the error.
         """
-        self._faults.add(Fault(operation, code, count, after, delay, status, message))
+        self._faults.add(Fault(operation, code, count, after, delay, status, message, applied))
+
+    def set_route53_propagation(self, seconds: float) -> None:
+        """How long each Route53 change stays PENDING before GetChange says INSYNC."""
+        self.route53_changes.set_delay(seconds)
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -290,6 +298,8 @@ class AwsEmulator:
                     self._sleep(decision.delay)
                 fault = decision.fault
                 if fault is not None:
+                    if fault.applied:
+                        self._serve_moto(environ, lambda *_: None)
                     status = fault.status or default_status(fault.code)
                     message = fault.message or f"Injected fault {fault.code} on {name}"
                     status, headers, payload = error_response(
@@ -298,6 +308,9 @@ class AwsEmulator:
                     start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
                     return [payload]
 
+        return self._serve_moto(environ, start_response)
+
+    def _serve_moto(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
         token = serving.set(self)
         try:
             # moto renders the whole response inside this call (no streaming). Its backends

@@ -23,6 +23,9 @@ class Fault:
     delay: float = 0.0
     status: int | None = None
     message: str | None = None
+    # the call is carried out, then answered with the error: a response lost on the way
+    # back, after which a client's retry meets the world its first attempt changed
+    applied: bool = False
     seen: int = field(default=0)
 
     def to_dict(self) -> dict:

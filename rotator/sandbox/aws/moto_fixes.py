@@ -27,6 +27,7 @@ from moto.route53.exceptions import (
 )
 from moto.route53.utils import validate_domain_name
 
+from . import route53_changes
 from .serving import ServingContext, serving
 
 # CanonicalHostedZoneNameID of classic load balancers, per region (AWS's published ids).
@@ -75,6 +76,7 @@ def install() -> None:
         _patch(elb_models.ELBBackend, "register_instances", _register_instances)
         _patch(elb_responses.ELBResponse, "describe_instance_health", _instance_health_response)
         _patch(ec2_models.EC2Backend, "create_nat_gateway", _create_nat_gateway)
+        route53_changes.install(_patch)
         moto_settings.ENABLE_AMI_VALIDATION = _AmiValidationFlag(moto_settings.ENABLE_AMI_VALIDATION)
         _installed = True
 

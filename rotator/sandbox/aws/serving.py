@@ -6,13 +6,15 @@ Kept apart from :mod:`.moto_fixes` so importing the emulator does not import mot
 from __future__ import annotations
 
 import contextvars
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ServingContext(Protocol):
     """What the fixes need to know about the emulator serving the current request."""
 
     ami_validation: bool
+
+    route53_changes: Any  # route53_changes.ChangeBook
 
     def forced_health(self, elb_name: str, instance_id: str) -> str | None: ...
 
