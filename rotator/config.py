@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -436,6 +436,32 @@ class Project:
             errors.extend(_credentials_cross_partition(group, partition_of_source))
         return groups, policies, errors
 
+    def check_credentials(self, group: GroupConfig,
+                          environ: Mapping[str, str] | None = None) -> None:
+        """Refuse ``group`` when a group of the other partition names the same credential
+        source (China and global keys are separate): at every rotation, not only in
+        ``rotate validate``. Groups that do not load are ``validate``'s business."""
+        seen: dict[str, tuple[str, str]] = {}
+        key_id = _key_id(group, environ)
+        for name in self.group_names():
+            if name == group.name:
+                continue
+            try:
+                other = self.group(name)
+            except InputError:
+                continue
+            _credentials_cross_partition(other, seen)
+            if (key_id and other.aws.partition != group.aws.partition
+                    and _key_id(other, environ) == key_id):
+                raise InputError(
+                    f"{group.aws.credentials.access_key_id_env} holds the same access key as "
+                    f"{other.aws.credentials.access_key_id_env} of {other.name} (partition "
+                    f"{other.aws.partition}): each partition needs its own credentials",
+                    file=str(group.directory / "group.yaml"), field="aws.credentials")
+        errors = _credentials_cross_partition(group, seen)
+        if errors:
+            raise errors[0]
+
     def _cross_check(self, group: GroupConfig, policy_names: Iterable[str]) -> list[InputError]:
         path = str(group.directory / "group.yaml")
         doc = load_yaml(group.directory / "group.yaml")
@@ -462,13 +488,17 @@ class Project:
             ))
         else:
             try:
-                from rotator.apps.app_definition import validate_app_definition
+                from rotator.apps.app_definition import group_apps
 
-                for app_path, app in self.apps(group):
-                    validate_app_definition(app, str(app_path))
+                group_apps([(str(p), a) for p, a in self.apps(group)], group.marathon.root_group)
             except InputError as exc:
                 errors.append(exc)
         return errors
+
+
+def _key_id(group: GroupConfig, environ: Mapping[str, str] | None) -> str | None:
+    name = group.aws.credentials.access_key_id_env
+    return (environ or {}).get(name) if name else None
 
 
 def _credentials_cross_partition(group: GroupConfig,

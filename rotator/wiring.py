@@ -270,16 +270,9 @@ def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
 
 def absolute_apps(project: Project, group: GroupConfig) -> list[dict[str, Any]]:
     """The group's app definitions, validated, with ids under the group's root group."""
-    from rotator.apps.app_definition import validate_app_definition
+    from rotator.apps.app_definition import group_apps
 
-    root = group.marathon.root_group.rstrip("/")
-    out = []
-    for path, app in project.apps(group):
-        validate_app_definition(app, str(path))
-        app_id = app["id"]
-        if not app_id.startswith("/"):
-            app = {**app, "id": f"{root}/{app_id}"}
-        out.append(app)
+    out = group_apps([(str(p), a) for p, a in project.apps(group)], group.marathon.root_group)
     if not out:
         raise InputError("no app definitions (*.json)",
                          file=str(group.directory / group.marathon.apps_dir))
@@ -297,6 +290,7 @@ class Session:
         self.group = group
         self.policy = policy
         self.env = env
+        project.check_credentials(group, os.environ)
         self.apps_defs = absolute_apps(project, group)
         self.store = make_store(project, env)
 

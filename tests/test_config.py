@@ -211,3 +211,52 @@ def test_planner_expands_blue_green_and_canary_with_compensations():
     bg = plan_rotation(group, project.policy("blue-green"), Roles("green", "blue"))
     assert [s.kind for s in bg] == ["provision", "deploy", "verify", "shift", "bake",
                                     "retire-traffic", "retire-destroy"]
+
+
+def _app(project: Project, name: str) -> Path:
+    return project.groups_dir / "prd-cn" / "apps" / name
+
+
+def test_an_app_id_defined_in_two_files_is_refused_naming_both(project):
+    """Marathon keeps one app per id: the second file would silently lose."""
+    import json
+
+    api = json.loads(_app(project, "api.json").read_text())
+    _app(project, "api-copy.json").write_text(json.dumps({**api, "id": "/prd/api"}))
+    code, output = validate(project)
+    assert code == 2 and "api-copy.json" in output and "/id" in output
+    assert "app /prd/api is also defined in" in output and "api.json" in output
+
+
+def test_a_health_check_timeout_not_below_its_interval_is_valid():
+    """Marathon 1.6's app health check validator has no timeout < interval rule (it is a
+    readiness check rule; mesosphere/marathon, HealthCheck validation): rotator accepts it."""
+    from rotator.apps.app_definition import app_problems
+
+    app = {"id": "/prd/api", "healthChecks": [
+        {"protocol": "HTTP", "path": "/health", "intervalSeconds": 5, "timeoutSeconds": 20}]}
+    assert app_problems(app) == []
+
+
+def test_credentials_shared_across_partitions_are_refused_at_every_rotation(project, monkeypatch):
+    """Not only `rotate validate`: opening a session for a rotation checks it too, by the
+    variable names and by the key they hold."""
+    from rotator.environment import Environment
+    from rotator.wiring import Session
+
+    cn = project.group("prd-cn")
+    edit_yaml(project.groups_dir / "prd-sg-master" / "group.yaml",
+              _set("aws.credentials", {"access_key_id_env": "SG_KEY",
+                                       "secret_access_key_env": "SG_SECRET"}))
+    monkeypatch.setenv("SG_KEY", "AKIAEXAMPLEKEY000001")
+    monkeypatch.setenv(cn.aws.credentials.access_key_id_env, "AKIAEXAMPLEKEY000001")
+    with pytest.raises(InputError, match="holds the same access key as SG_KEY of prd-sg-master"):
+        Session(project, cn, project.policy("blue-green"), Environment())
+    monkeypatch.setenv(cn.aws.credentials.access_key_id_env, "AKIAEXAMPLEKEYCHINA1")
+    Session(project, cn, project.policy("blue-green"), Environment())  # distinct keys: fine
+    edit_yaml(project.groups_dir / "prd-cn" / "group.yaml",
+              _set("aws.credentials", {"profile": "shared"}))
+    edit_yaml(project.groups_dir / "prd-sg-master" / "group.yaml",
+              _set("aws.credentials", {"profile": "shared"}))
+    with pytest.raises(InputError, match="profile shared is also used in partition aws"):
+        Session(project, project.group("prd-cn"), project.policy("blue-green"), Environment())

@@ -172,9 +172,8 @@ def _health_check_problems(hc: Any, path: str) -> list[Problem]:
         out.append(Problem(f"{path}/path", "must be a string"))
     if protocol in ("COMMAND",) and not hc.get("command"):
         out.append(Problem(f"{path}/command", "is required for COMMAND health checks"))
-    if (_is_int(hc.get("timeoutSeconds")) and _is_int(hc.get("intervalSeconds"))
-            and hc["timeoutSeconds"] >= hc["intervalSeconds"]):
-        out.append(Problem(f"{path}/timeoutSeconds", "must be smaller than intervalSeconds"))
+    # No rule ties timeoutSeconds to intervalSeconds: Marathon's app health check validator
+    # has none (that rule belongs to readiness checks), so neither may rotator.
     return out
 
 
@@ -186,3 +185,22 @@ def validate_app_definition(data: Any, source: str) -> None:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InputError(first.message + more, file=source, field=first.path)
+
+
+def group_apps(definitions: list[tuple[str, Any]], root_group: str) -> list[dict[str, Any]]:
+    """A group's app definitions (file name, parsed JSON), validated and with ids under
+    ``root_group``; InputError naming the file and field of the first problem, including an
+    app id defined in two files (Marathon would deploy only one of them)."""
+    root = root_group.rstrip("/")
+    seen: dict[str, str] = {}
+    out = []
+    for source, app in definitions:
+        validate_app_definition(app, source)
+        app_id = app["id"] if app["id"].startswith("/") else f"{root}/{app['id']}"
+        app_id = normalize_id(app_id)
+        if app_id in seen:
+            raise InputError(f"app {app_id} is also defined in {seen[app_id]}", file=source,
+                             field="/id")
+        seen[app_id] = source
+        out.append({**app, "id": app_id} if app["id"] != app_id else app)
+    return out
