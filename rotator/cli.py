@@ -1,7 +1,8 @@
 """The `rotate` command: parse, call, render. No rotation logic lives here.
 
-Exit codes: 0 done; 1 failed and rolled back; 2 bad usage or input;
-3 refused (lock held, traffic guard); 4 stopped, waiting for an operator.
+Exit codes: 0 done; 1 failed and rolled back; 2 bad usage or input; 3 refused before
+anything changed (lock held, an unfinished rotation, a failover the traffic guard refuses);
+4 stopped, waiting for an operator; 5 the rollback itself failed: a human must act.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rotator.errors import InputError, RotatorError
 from rotator.model import RotationRecord, RotationStatus
 
 EXIT_DONE, EXIT_FAILED, EXIT_INPUT, EXIT_REFUSED, EXIT_WAITING = 0, 1, 2, 3, 4
+EXIT_ROLLBACK_FAILED = 5
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -29,6 +31,8 @@ def exit_code_of(record: RotationRecord) -> int:
         return EXIT_DONE
     if record.status in (RotationStatus.WAITING, RotationStatus.PAUSED):
         return EXIT_WAITING
+    if record.status is RotationStatus.FAILED:
+        return EXIT_ROLLBACK_FAILED
     return EXIT_FAILED
 
 
@@ -81,8 +85,9 @@ def main() -> None:
     registrations, destroy the old copy.
 
     \b
-    Exit codes: 0 done, 1 failed (rolled back), 2 bad input,
-                3 refused (lock held, traffic guard), 4 waiting for an operator.
+    Exit codes: 0 done, 1 failed (rolled back), 2 bad input, 3 refused before
+                anything changed (lock held, traffic guard on failover), 4 waiting for an
+                operator, 5 the rollback failed (a human must act).
     """
 
 
@@ -135,17 +140,19 @@ def _print_plan(session, ami: str, output: str) -> None:
 
 
 def _finish(record: RotationRecord, output: str) -> None:
-    from rotator.render import summary
+    from rotator.render import left_behind, summary
 
     code = exit_code_of(record)
     if output == "json":
         print(json.dumps(summary(record)))
     else:
-        style = {0: "bold green", 1: "bold red", 4: "bold yellow"}[code]
+        style = {0: "bold green", 1: "bold red", 4: "bold yellow", 5: "bold red"}[code]
         message = {
             RotationStatus.DONE: f"{record.group} now runs {record.ami} on {record.candidate}",
             RotationStatus.ROLLED_BACK: f"rolled back: {record.reason}",
-            RotationStatus.FAILED: f"{record.reason}",
+            RotationStatus.FAILED: f"{record.reason}\n{left_behind(record)}\n"
+                                   f"an operator must act: fix the cause, then "
+                                   f"`rotate resume {record.group}` finishes the rollback",
             RotationStatus.WAITING: f"waiting for approval: run `rotate promote {record.group}`"
                                     f" (or `rotate abort {record.group}`)",
             RotationStatus.PAUSED: f"paused: {record.reason}",

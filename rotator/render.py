@@ -161,3 +161,16 @@ def make_renderer(output: str, interactive: bool):
     if interactive:
         return LiveRenderer()
     return PlainRenderer()
+
+
+def left_behind(record: RotationRecord) -> str:
+    """What a rotation that stopped half-way leaves where: weights, slots, the failing step."""
+    weights = " / ".join(f"{s} {w}%" for s, w in sorted(record.weights.items())) or "unknown"
+    slots = ", ".join(f"{s} ({o.get('ami') or '?'})" for s, o in sorted(record.slots.items()))
+    step = record.current_step
+    lines = [f"  weights last set: {weights}",
+             f"  slots with resources: {slots or 'none recorded'}"]
+    if step is not None:
+        lines.append(f"  stopped at: {step.name} ({step.status.value}"
+                     + (f": {step.reason}" if step.reason else "") + ")")
+    return "\n".join(lines)

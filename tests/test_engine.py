@@ -341,3 +341,18 @@ def test_rotate_promote_is_refused_unless_an_approval_waits_now(world, store):
     with pytest.raises(InputError, match="nothing is waiting for approval") as err:
         waiting_approval(at_shift)
     assert err.value.exit_code == 2 and "shift 5% to green" in str(err.value)
+
+
+def test_a_rollback_that_cannot_finish_exits_5_saying_what_is_left_where(world, store):
+    from rotator.cli import exit_code_of
+    from rotator.render import left_behind
+
+    world.fail_health_after["green"] = 2  # the candidate fails: roll back
+    world.faults["destroy"] = [StepFailed("terraform destroy: DependencyViolation")] * 200
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert record.status is RotationStatus.FAILED
+    assert exit_code_of(record) == 5
+    text = left_behind(record)
+    assert "weights last set: blue 100% / green 0%" in text
+    assert "slots with resources: blue (ami-00000001), green (ami-0123abcd)" in text
+    assert "stopped at: destroy green (failed: terraform destroy: DependencyViolation)" in text
