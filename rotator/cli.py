@@ -189,10 +189,16 @@ def plan_cmd(group, ami, policy_name, with_terraform, output):
 @click.option("--break-lock", is_flag=True, help="break a stale lock left by a dead process")
 @output_option
 def resume_cmd(group, break_lock, output):
-    """Carry on GROUP's unfinished rotation (after a crash, a pause or an approval)."""
+    """Carry on GROUP's unfinished rotation or failover (after a crash, a pause or an approval)."""
+    from rotator.failover_runner import resume_failover
     from rotator.wiring import Session
 
-    session = Session.open_current(_project(), group)
+    project = _project()
+    event = resume_failover(project, group)
+    if event is not None:
+        _print_event(event, output)
+        return
+    session = Session.open_current(project, group)
     interactive = sys.stdout.isatty() and output == "text"
     record = session.resume(output=output, interactive=interactive, break_lock=break_lock)
     _finish(record, output)

@@ -32,6 +32,7 @@ from rotator.ports import (
     TrafficRouter,
     Verdict,
 )
+from rotator.state.pair_events import unfinished_failover
 from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_weights
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,12 @@ class Engine:
                     f"rotation {current['id']} of {self.group.name} is {current['status']}: "
                     f"run `rotate resume {self.group.name}` or `rotate abort {self.group.name}` first"
                 )
+            pending = unfinished_failover(self.store, self.group.name)
+            if pending is not None:
+                raise Refused(
+                    f"{pending['kind']} {pending.get('event_id')} of the pair did not finish "
+                    f"({pending['status']}): `rotate resume {self.group.name}` finishes it first"
+                )
             record = self.new_record(ami, rid)
             self._save(record)
             self._emit("started", record, message=f"{record.stable or '-'} -> {record.candidate}")
@@ -124,12 +131,18 @@ class Engine:
         # Which slots hold resources only matters when nothing serves (a first build).
         held = [] if weights else self.infra.slots_with_resources()
         world = WorldView(weights=weights, slots_with_resources=held)
-        if self.group.standby and not weights and world.slots_with_resources:
-            # Its peer serves the pair's records: a rotation would put weight on it.
+        if not weights and world.slots_with_resources and state.others_weight():
+            # Another group (its peer) serves these records: taking the path of a first build
+            # would put weight on this group too, and split the pair's traffic.
+            serving = sorted({i for w in state.others.values() for i, v in w.items() if v})
+            if self.group.standby:
+                how = (f"fail over to it first (`rotate failover {self.group.peer} "
+                       f"--to {self.group.name}`)")
+            else:
+                how = f"fail back first (`rotate failback {self.group.name}`)"
             raise Refused(
-                f"{self.group.name} is on standby ({self.group.peer} serves the pair's records); "
-                f"rotating a standby group is not supported: fail over to it first "
-                f"(`rotate failover {self.group.peer} --to {self.group.name}`)"
+                f"{self.group.name} carries no traffic: {', '.join(serving)} serve(s) its "
+                f"records; rotating it now would split their traffic between the pair: {how}"
             )
         roles = choose_slots(world)
         stable_ami = None

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError
 
 from rotator.errors import Refused, RotatorError, StepFailed
-from rotator.ports import SlotOutputs, TrafficState
+from rotator.ports import ChangeJournal, SlotOutputs, TrafficState
 from rotator.traffic import elb_reads
 from rotator.traffic.calls import AwsCalls
 from rotator.traffic.route53 import (
@@ -111,8 +111,12 @@ def move_pair_weight(
     sleep: Callable[[float], None],
     change_timeout: float,
     poll_interval: float,
+    journal: ChangeJournal | None = None,
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """All weight of the records to the target's live set; (weights before, after) by set id."""
+    """All weight of the records to the target's live set; (weights before, after) by set id.
+
+    Changes noted in ``journal`` by an earlier attempt are waited for first; new ones are
+    noted there before they are waited for."""
     ours = {set_identifier(g, s) for g in groups for s in SLOTS}
     live = set_identifier(target.group, target.slot or "")
     zones = ZoneDirectory(route53, calls)
@@ -134,6 +138,18 @@ def move_pair_weight(
     def weights_of(sets: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
         return {k: {i: int(r.get("Weight", 0)) for i, r in v.items()} for k, v in sets.items()}
 
+    def wait(change_ids: list[str]) -> None:
+        if not change_ids:
+            return
+        if journal is not None:
+            journal.submitted(change_ids)
+        wait_insync(calls, route53, change_ids, clock=clock, sleep=sleep,
+                    timeout=change_timeout, poll=poll_interval)
+        if journal is not None:
+            journal.in_sync()
+
+    if journal is not None:
+        wait(journal.pending())
     before_sets = read()
     change_ids = []
     for zone_name, specs in by_zone.items():
@@ -151,8 +167,7 @@ def move_pair_weight(
         if groups_of_changes:
             change_ids += submit(calls, route53, zones.zone_id(zone_name), groups_of_changes,
                                  f"rotator failover to {live}")
-    wait_insync(calls, route53, change_ids, clock=clock, sleep=sleep, timeout=change_timeout,
-                poll=poll_interval)
+    wait(change_ids)
     after = weights_of(read())
     wrong = {k: w for k, w in after.items()
              if w.get(live) != 100 or any(v for i, v in w.items() if i != live)}
@@ -176,16 +191,22 @@ def failover(
     sleep: Callable[[float], None] = time.sleep,
     change_timeout: float = 300.0,
     poll_interval: float = 2.0,
+    journal: ChangeJournal | None = None,
+    checked: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Move the pair's shared records to ``target``; the event for the history."""
+    """Move the pair's shared records to ``target``; the event for the history.
+
+    ``checked`` is called once the health checks passed, before the first change."""
     calls = calls or AwsCalls(sleep=sleep)
     target_health = check_target(calls, target, services_passing)
     source_health = (
         {"skipped": "forced"} if force else observe_source(calls, source, services_passing)
     )
+    checked()
     before, after = move_pair_weight(
         calls, route53, records, (source.group, target.group), target,
         clock=clock, sleep=sleep, change_timeout=change_timeout, poll_interval=poll_interval,
+        journal=journal,
     )
     return {
         "action": action,

@@ -181,6 +181,12 @@ class TrafficState:
     registrations: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # ELB name -> instance id -> "InService" / "OutOfService" / ...
     health: dict[str, dict[str, str]] = field(default_factory=dict)
+    # record key -> SetIdentifier -> weight, of the sets of *other* groups in the same
+    # records (a master/slave pair shares its records)
+    others: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def others_weight(self) -> int:
+        return sum(sum(w.values()) for w in self.others.values())
 
     def slot_weight(self, slot: str) -> int:
         return sum(w.get(slot, 0) for w in self.weights.values())

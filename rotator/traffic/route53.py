@@ -43,6 +43,12 @@ def validate_weights(weights: dict[str, int]) -> None:
         raise Refused(f"weights must add up to 100, got {weights} (sum {sum(weights.values())})")
 
 
+def set_weights_by_slot(sets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    """record key -> slot -> weight, from the record sets themselves."""
+    return {key: {slot: int(r.get("Weight", 0)) for slot, r in by_slot.items()}
+            for key, by_slot in sets.items()}
+
+
 def route53_sort_key(name: str, rtype: str) -> tuple[str, str]:
     """Route53 lists record sets by name with its labels reversed, then by type."""
     labels = normalize_name(name).rstrip(".").split(".")
@@ -248,8 +254,8 @@ class Route53Router:
         # "prd-sg-blue" is not a slot of group "prd": slot names hold no hyphen
         return slot if slot and "-" not in slot else None
 
-    def read_sets(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """record key -> slot -> the group's weighted record set as Route53 holds it."""
+    def read_all_sets(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """record key -> SetIdentifier -> every record set of the group's records."""
         result: dict[str, dict[str, dict[str, Any]]] = {}
         for zone_name, specs in self._by_zone().items():
             found = read_record_sets(
@@ -257,18 +263,26 @@ class Route53Router:
                 [(s.fqdn, s.type) for s in specs],
             )
             for spec in specs:
-                sets = found[(spec.fqdn, spec.type)]
-                result[spec.key] = {
-                    slot: rrset
-                    for set_id, rrset in sets.items()
-                    if (slot := self._slot_of(set_id)) is not None
-                }
+                result[spec.key] = found[(spec.fqdn, spec.type)]
         return result
 
+    def _own(self, all_sets: dict[str, dict[str, dict[str, Any]]]
+             ) -> dict[str, dict[str, dict[str, Any]]]:
+        return {key: {slot: rrset for set_id, rrset in sets.items()
+                      if (slot := self._slot_of(set_id)) is not None}
+                for key, sets in all_sets.items()}
+
+    def read_sets(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """record key -> slot -> the group's weighted record set as Route53 holds it."""
+        return self._own(self.read_all_sets())
+
     def read(self) -> TrafficState:
-        sets = self.read_sets()
+        every = self.read_all_sets()
         return TrafficState(
-            weights={k: {s: int(r.get("Weight", 0)) for s, r in v.items()} for k, v in sets.items()}
+            weights=set_weights_by_slot(self._own(every)),
+            others={key: {i: int(r.get("Weight", 0)) for i, r in sets.items()
+                          if i and self._slot_of(i) is None}
+                    for key, sets in every.items()},
         )
 
     def _by_zone(self) -> dict[str, list[RecordSpec]]:
@@ -336,8 +350,7 @@ class Route53Router:
         if missing:
             raise Refused(f"refusing to put weight on slot(s) {missing} without outputs")
         current_sets = self.read_sets()
-        current = {k: {s: int(r.get("Weight", 0)) for s, r in v.items()}
-                   for k, v in current_sets.items()}
+        current = set_weights_by_slot(current_sets)
         self.check_expected(current, weights, expected)
         self.guard_increases(current, weights, slots, checked)
 
@@ -405,7 +418,7 @@ class Route53Router:
         """Delete the slot's record sets (refused while any carries weight)."""
         self.wait_journal(journal)
         sets = self.read_sets()
-        weights = {k: {s: int(r.get("Weight", 0)) for s, r in v.items()} for k, v in sets.items()}
+        weights = set_weights_by_slot(sets)
         if self.guard is not None:
             self.guard.check_remove_records(slot, weights)
         else:

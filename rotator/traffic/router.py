@@ -42,7 +42,8 @@ class GroupTrafficRouter:
         dns = self.dns.read()
         edge = self.elbs.read()
         return TrafficState(
-            weights=dns.weights, registrations=edge.registrations, health=edge.health
+            weights=dns.weights, registrations=edge.registrations, health=edge.health,
+            others=dns.others,
         )
 
     def set_weights(

@@ -101,6 +101,12 @@ class Sandbox:
         return boto3.client(service, region_name=region, endpoint_url=self.info["aws"],
                             aws_access_key_id="test", aws_secret_access_key="test")
 
+    def control(self):
+        """The AWS emulator's controls (faults, Route53 propagation), over HTTP."""
+        from rotator.sandbox.aws.control_client import AwsEmulatorControl
+
+        return AwsEmulatorControl(self.info["aws"])
+
     def marathon(self, url: str, path: str, body: dict) -> None:
         """Drive a slot Marathon's sandbox controls, through the sandbox's proxy."""
         proxy = self.info["marathon_proxy"]

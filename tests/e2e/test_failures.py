@@ -105,6 +105,12 @@ def test_failover_drill_while_the_master_fails_then_failback(sandbox):
     snap = sandbox.snapshot("prd-sg", sg)
     weights = {ident: w for (_, ident), w in snap["records"].items()}
     assert weights[f"{slave}-blue"] == 100 and weights[f"{master}-{master_slot}"] == 0
+    # the master now carries nothing: a rotation of it would split the pair's traffic
+    before = sandbox.snapshot("prd-sg", sg)
+    rotating = sandbox.rotate(master, "--ami", sandbox.bake(master), "--yes")
+    assert rotating.returncode == 3, rotating.stdout + rotating.stderr
+    assert "fail back first" in rotating.stderr
+    assert sandbox.snapshot("prd-sg", sg) == before
     # failing back onto a master that still fails is refused: the target's health is checked
     refused = sandbox.rotate("failback", master, "--yes")
     assert refused.returncode == 3, refused.stdout + refused.stderr
@@ -119,3 +125,48 @@ def test_failover_drill_while_the_master_fails_then_failback(sandbox):
     kinds = [r.get("kind") for r in json.loads(
         sandbox.rotate("history", master, "--output", "json").stdout)]
     assert "failover" in kinds and "failback" in kinds
+
+
+def test_a_failover_is_refused_during_a_rotation_and_resumes_after_kill_9(sandbox):
+    """Failover is as careful as a rotation: it waits for no unfinished rotation of the pair,
+    writes its record before moving weight, and `rotate resume` finishes it after kill -9."""
+    import signal
+
+    master, slave, sg = "prd-sg-master", "prd-sg-slave", "ap-southeast-1"
+    # a canary of the master waits for approval (exit 4): the pair is mid-rotation
+    waiting = sandbox.rotate(master, "--ami", sandbox.bake(master), "--policy", "canary-fast",
+                             "--yes")
+    assert waiting.returncode == 4, waiting.stdout + waiting.stderr
+    rotation = sandbox.record(master)["id"]
+    refused = sandbox.rotate("failover", master, "--to", slave, "--yes")
+    assert refused.returncode == 3 and rotation in refused.stderr, refused.stderr
+    aborted = sandbox.rotate("abort", master)
+    assert aborted.returncode == 1, aborted.stdout + aborted.stderr  # rolled back
+    # Route53 takes its time to propagate: kill the failover while it waits for INSYNC
+    control = sandbox.control()
+    control.set_route53_propagation(60)
+    try:
+        proc = sandbox.popen("failover", master, "--to", slave, "--yes")
+
+        def waiting_for_insync():
+            events = [r for r in json.loads(sandbox.rotate(
+                "history", master, "--output", "json").stdout) if r.get("kind") == "failover"]
+            return events and events[-1]["status"] == "running" and events[-1]["changes"]
+        wait_for(waiting_for_insync, timeout=120, interval=0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        control.set_route53_propagation(0)
+    # nothing else may start in between: the pair's move must be finished first
+    again = sandbox.rotate(slave, "--ami", sandbox.bake(slave), "--yes")
+    assert again.returncode == 3 and "did not finish" in again.stderr, again.stderr
+    resumed = sandbox.rotate("resume", master)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    events = [r for r in json.loads(sandbox.rotate("history", slave, "--output", "json").stdout)
+              if r.get("kind") == "failover"]
+    assert events[-1]["status"] == "done" and events[-1]["insync_at"]
+    weights = {ident: w for (_, ident), w in sandbox.snapshot("prd-sg", sg)["records"].items()
+               if w}
+    assert list(weights) == [f"{slave}-blue"]
+    back = sandbox.rotate("failback", master, "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr

@@ -96,7 +96,7 @@ def test_load_apps_refuses_duplicate_ids(tmp_path: Path) -> None:
     ({"mem": True}, "/mem"),
     ({"healthChecks": {"path": "/"}}, "/healthChecks"),
     ({"healthChecks": [{"protocol": "GOPHER"}]}, "/healthChecks(0)/protocol"),
-    ({"healthChecks": [{"intervalSeconds": 5, "timeoutSeconds": 10}]}, "/healthChecks(0)/timeoutSeconds"),
+    ({"healthChecks": [{"intervalSeconds": -5}]}, "/healthChecks(0)/intervalSeconds"),
 ])
 def test_validate_app_definition_names_the_field(patch: dict, field: str) -> None:
     data = {"id": "/prod/web", "cmd": "run", **patch}
