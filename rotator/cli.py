@@ -40,8 +40,12 @@ class RotateGroup(click.Group):
     """`rotate GROUP --ami AMI` runs a rotation; every other first word is a verb."""
 
     def parse_args(self, ctx, args):
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["run", *args]
+        # `rotate [--env E] GROUP --ami AMI`: the first word after the group's own options
+        i = 0
+        while i < len(args) and args[i].startswith("--env"):
+            i += 1 if "=" in args[i] else 2
+        if i < len(args) and not args[i].startswith("-") and args[i] not in self.commands:
+            args = [*args[:i], "run", *args[i:]]
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx, formatter):
@@ -77,8 +81,19 @@ def _project() -> Project:
     return Project(Path(root)) if root else Project.find()
 
 
+def _choose_env(ctx, param, value):
+    import os
+
+    if value:
+        os.environ["ROTATOR_ENV"] = value  # read by every command, and by what it starts
+    return value
+
+
 @click.group(cls=RotateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rotator", prog_name="rotate")
+@click.option("--env", "env", metavar="production|sandbox|FILE", expose_value=False,
+              callback=_choose_env, is_eager=True,
+              help="where the groups run (default: ROTATOR_ENV; the sandbox while it runs)")
 def main() -> None:
     """Rotate immutable infrastructure groups on AWS: build a fresh copy from a new AMI,
     deploy its Marathon apps, gate on Consul health, shift Route53 weights and ELB
@@ -126,7 +141,8 @@ def _print_plan(session, ami: str, output: str) -> None:
     if output == "json":
         print(json.dumps({"event": "plan", **record.to_dict()}))
         return
-    out_console.print(f"[bold]{record.group}[/]: {record.stable or '(nothing live)'} → "
+    out_console.print(f"[bold]{record.group}[/] [magenta]({record.environment})[/]: "
+                      f"{record.stable or '(nothing live)'} → "
                       f"[cyan]{record.candidate}[/] from {ami} under policy {record.policy}")
     if record.stable_ami:
         out_console.print(f"  live slot {record.stable} runs {record.stable_ami}")

@@ -110,10 +110,34 @@ class BasicAuth(_Strict):
     _check = field_validator("username_env", "password_env")(_env_name)
 
 
+class TokenAuth(_Strict):
+    """A token sent as ``Authorization: token=<token>`` (DC/OS and Marathons behind it)."""
+
+    token_env: str
+
+    _check = field_validator("token_env")(_env_name)
+
+
+class TlsConfig(_Strict):
+    """TLS towards a server: a CA bundle to trust, a client certificate, verification."""
+
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TlsConfig:
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key needs client_cert")
+        return self
+
+
 class MarathonSettings(_Strict):
     apps_dir: str = "apps"
     root_group: str = Field(default="/", pattern=r"^/([a-z0-9.-]+(/[a-z0-9.-]+)*)?$")
-    credentials: BasicAuth | None = None
+    credentials: BasicAuth | TokenAuth | None = None
+    tls: TlsConfig = TlsConfig()
     on_conflict: Literal["wait", "force"] = "wait"
 
 
@@ -121,6 +145,7 @@ class ConsulSettings(_Strict):
     address: str = Field(pattern=r"^https?://[^\s/]+(:\d+)?/?$")
     datacenter: str
     token_env: str | None = None
+    tls: TlsConfig = TlsConfig()
     # How a Marathon app id maps to its Consul service name: {name} is the last
     # path segment, {path} the whole id with '/' turned into '-'. An app label
     # SERVICE_NAME (registrator's convention) overrides it.

@@ -75,6 +75,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         on_event: Callable[[Event], None] | None = None,
         interactive: bool = False,
+        environment: str = "",
     ):
         self.group = group
         self.policy = policy
@@ -89,6 +90,7 @@ class Engine:
         self.sleep = sleep
         self.on_event = on_event or (lambda e: None)
         self.interactive = interactive
+        self.environment = environment
         self._lock: Lock | None = None
         self._last_progress: tuple[str, str] | None = None
 
@@ -161,6 +163,7 @@ class Engine:
             ami=ami,
             policy=self.policy.name,
             policy_hash=self.policy.fingerprint(),
+            environment=self.environment,
             stable=roles.stable,
             candidate=roles.candidate,
             stable_ami=stable_ami,

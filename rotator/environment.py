@@ -1,10 +1,18 @@
-"""Where the groups run: production (the default) or another world such as the sandbox.
+"""Where the groups run: production, or another world such as the sandbox.
 
-The same ``groups/`` folders serve every world. An environment file only
-says where the endpoints are and which record store to use; it is named by
-``ROTATOR_ENV``, or found at ``.rotator/sandbox/environment.yaml`` in the
-project while the sandbox is up. With neither, rotator talks to real AWS
-with each group's own credentials and the addresses in its group.yaml.
+The same ``groups/`` folders serve every world. An environment file only says
+where the endpoints are and which record store to use. The environment is
+chosen explicitly, with ``--env`` or ``ROTATOR_ENV``:
+
+- ``production``: real AWS with each group's own credentials and the addresses
+  in its group.yaml;
+- ``sandbox``: the project's sandbox (``.rotator/sandbox/environment.yaml``);
+- a path: that environment file.
+
+Only the sandbox is a default, and only while it runs: its file names the
+process serving it, and a file whose process is gone is not used. A checkout
+that once ran the demo therefore never targets a stale sandbox, and never real
+AWS, without being told which.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rotator.errors import InputError
+from rotator.identity import pid_alive
 from rotator.yamlsource import load_yaml
 
 SANDBOX_ENV = Path(".rotator/sandbox/environment.yaml")
@@ -53,6 +62,7 @@ class MarathonEnv(_Model):
 
 class ConsulEnv(_Model):
     address: str | None = None  # overrides every group's consul.address
+    address_by_region: dict[str, str] = Field(default_factory=dict)  # ... per region
     anonymous: bool = False  # that Consul takes no token
 
 
@@ -67,6 +77,8 @@ class StateEnv(_Model):
 
 class Environment(_Model):
     name: str = "production"
+    # the process serving this environment (an emulator): when it is gone, so is the world
+    pid: int | None = None
     aws: AwsEnv = AwsEnv()
     terraform: TerraformEnv = TerraformEnv()
     marathon: MarathonEnv = MarathonEnv()
@@ -77,15 +89,36 @@ class Environment(_Model):
 
 
 def load_environment(project_root: Path) -> Environment:
-    explicit = os.environ.get("ROTATOR_ENV")
-    if explicit:
-        path = Path(explicit)
+    chosen = os.environ.get("ROTATOR_ENV")
+    sandbox = project_root / SANDBOX_ENV
+    if chosen == "production":
+        return Environment()
+    if chosen == "sandbox" or (not chosen and sandbox.is_file()):
+        if not sandbox.is_file():
+            raise InputError("the sandbox is not running (`rotate sandbox up` starts it)",
+                             field="--env")
+        env = _read(sandbox)
+        if env.pid is not None and not pid_alive(env.pid):
+            if chosen:
+                raise InputError("the sandbox's world process is gone: `rotate sandbox up` "
+                                 "starts it again", file=str(sandbox), field="pid")
+            raise _choose(f"{sandbox} names a sandbox that is no longer running")
+        return env
+    if chosen:
+        path = Path(chosen)
         if not path.is_file():
-            raise InputError("environment file not found", file=explicit, field="ROTATOR_ENV")
-    else:
-        path = project_root / SANDBOX_ENV
-        if not path.is_file():
-            return Environment()
+            raise InputError("environment file not found", file=chosen, field="--env")
+        return _read(path)
+    raise _choose("no environment was chosen")
+
+
+def _choose(why: str) -> InputError:
+    return InputError(
+        f"{why}: choose one with --env production (real AWS, each group's credentials), "
+        "--env sandbox, or --env FILE (or ROTATOR_ENV)", field="--env")
+
+
+def _read(path: Path) -> Environment:
     doc = load_yaml(path)
     try:
         env = Environment.model_validate(doc.data or {})

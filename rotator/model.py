@@ -68,6 +68,7 @@ class RotationRecord(BaseModel):
     candidate: str
     stable_ami: str | None = None
     kind: str = "rotation"
+    environment: str = ""  # where it ran: production, sandbox, or an environment's name
     status: RotationStatus = RotationStatus.RUNNING
     reason: str = ""
     created_at: float

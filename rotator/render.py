@@ -42,6 +42,7 @@ def summary(record: RotationRecord) -> dict[str, Any]:
         "event": "summary",
         "rotation": record.id,
         "group": record.group,
+        "environment": record.environment,
         "status": record.status.value,
         "reason": record.reason,
         "ami": record.ami,
@@ -74,6 +75,8 @@ class PlainRenderer:
         step = f" [{event.step.name}]" if event.step else ""
         msg = f" {event.message}" if event.message else ""
         extra = ""
+        if event.kind == "started" and rec.environment:
+            extra = f" (environment {rec.environment})"
         if event.kind in ("step-done", "finished") and rec.weights:
             extra = f" (weights {weights_text(rec.weights)})"
         print(f"{stamp} {rec.group} {event.kind}{step}{msg}{extra}", file=self.out, flush=True)
@@ -95,6 +98,7 @@ class JsonRenderer:
             "time": round(time.time(), 3),
             "rotation": rec.id,
             "group": rec.group,
+            "environment": rec.environment,
             "status": rec.status.value,
             "step": event.step.name if event.step else None,
             "message": event.message,
@@ -131,7 +135,8 @@ class LiveRenderer:
             return Text("starting…", style="dim")
         now = time.time()
         head = Text.assemble(
-            (f"{rec.group}", "bold"), f"  rotation {rec.id}  ",
+            (f"{rec.group}", "bold"), (f" [{rec.environment}]" if rec.environment else "", "magenta"),
+            f"  rotation {rec.id}  ",
             (f"{rec.stable or '-'} → {rec.candidate}", "cyan"), f"  ami {rec.ami}  ",
             ("weights ", "dim"), weights_text(rec.weights),
         )

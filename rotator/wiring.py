@@ -25,6 +25,7 @@ from rotator.model import RotationRecord, RotationStatus
 from rotator.ports import RecordStore, SlotOutputs
 from rotator.state.control import operator_request
 from rotator.steps import requirements
+from rotator.tls import TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -211,18 +212,22 @@ def _warming(handler: Callable[[Event], None],
 
 
 def make_apps(group: GroupConfig, env: Environment) -> Deferred:
-    username = password = None
-    if group.marathon.credentials is not None and not env.marathon.anonymous:
-        username = _secret_from_env(group.marathon.credentials.username_env, group,
-                                    "marathon.credentials.username_env")
-        password = _secret_from_env(group.marathon.credentials.password_env, group,
-                                    "marathon.credentials.password_env")
+    from rotator.config import BasicAuth, TokenAuth
+
+    username = password = token = None
+    creds = group.marathon.credentials
+    if isinstance(creds, BasicAuth) and not env.marathon.anonymous:
+        username = _secret_from_env(creds.username_env, group, "marathon.credentials.username_env")
+        password = _secret_from_env(creds.password_env, group, "marathon.credentials.password_env")
+    elif isinstance(creds, TokenAuth) and not env.marathon.anonymous:
+        token = _secret_from_env(creds.token_env, group, "marathon.credentials.token_env")
+    tls = TlsSettings(**group.marathon.tls.model_dump())
 
     def build():
         from rotator.apps.marathon import MarathonDeployer
 
-        return MarathonDeployer(username=username, password=password, proxy=env.marathon.proxy,
-                                on_conflict=group.marathon.on_conflict)
+        return MarathonDeployer(username=username, password=password, token=token, tls=tls,
+                                proxy=env.marathon.proxy, on_conflict=group.marathon.on_conflict)
     return Deferred(build)
 
 
@@ -231,11 +236,14 @@ def make_health(group: GroupConfig, env: Environment) -> Deferred:
     if group.consul.token_env and not env.consul.anonymous:
         token = _secret_from_env(group.consul.token_env, group, "consul.token_env")
 
+    address = (env.consul.address_by_region.get(group.aws.region) or env.consul.address
+               or group.consul.address)
+    tls = TlsSettings(**group.consul.tls.model_dump())
+
     def build():
         from rotator.health.consul import ConsulHealthSource
 
-        return ConsulHealthSource(env.consul.address or group.consul.address,
-                                  group.consul.datacenter, token)
+        return ConsulHealthSource(address, group.consul.datacenter, token, tls=tls)
     return Deferred(build)
 
 
@@ -340,7 +348,7 @@ class Session:
             health=self.health, traffic=self.traffic, store=self.store,
             guard=self.traffic.guard, app_definitions=self.apps_defs,
             on_event=_warming(self._publishing(on_event), (apps, self.health)),
-            interactive=interactive,
+            interactive=interactive, environment=self.env.name,
         )
 
     def _publishing(self, on_event):

@@ -49,6 +49,7 @@ from rotator.apps.marathon_compat import (
 )
 from rotator.errors import InputError, StepFailed, TransientError
 from rotator.ports import AppDeployer, AppHealth
+from rotator.tls import DEFAULT_TLS, TlsSettings
 
 RETRY_STATUSES = {502, 503, 504}
 _LOCK_ID = re.compile(r"/v2/deployments/([0-9a-fA-F-]+)")
@@ -105,6 +106,8 @@ class MarathonDeployer(AppDeployer):
         username: str | None = None,
         password: str | None = None,
         *,
+        token: str | None = None,
+        tls: TlsSettings = DEFAULT_TLS,
         proxy: str | None = None,
         timeout: float = 10.0,
         attempts: int = 5,
@@ -127,6 +130,8 @@ class MarathonDeployer(AppDeployer):
         if strategy not in ("group", "apps"):
             raise ValueError("strategy must be 'group' or 'apps'")
         self._auth = (username, password) if username and password else None
+        self._token = token
+        self._tls = tls
         self._proxy = proxy
         self.timeout = timeout
         self.attempts = max(1, attempts)
@@ -155,6 +160,8 @@ class MarathonDeployer(AppDeployer):
         session.trust_env = False  # the proxy is configuration, never the environment
         if self._proxy:
             session.proxies = {"http": self._proxy, "https": self._proxy}
+        session.verify = self._tls.requests_verify()
+        session.cert = self._tls.requests_cert()
         return session
 
     def _client(self, url: str) -> MarathonClient:
@@ -162,10 +169,19 @@ class MarathonDeployer(AppDeployer):
         if client is None:
             client = MarathonClient(url, username=self._auth[0] if self._auth else None,
                                     password=self._auth[1] if self._auth else None,
+                                    auth_token=self._token,
+                                    verify=self._tls.requests_verify(),
                                     timeout=self.timeout, session=self._session(),
                                     sse_session=self._session())
             self._clients[url] = client
         return client
+
+    def _stream_headers(self) -> dict[str, str]:
+        # the client sends its token on API calls but not on the event stream
+        headers = {"Accept": "text/event-stream"}
+        if self._token:
+            headers["Authorization"] = f"token={self._token}"
+        return headers
 
     def _retrying(self, fn: Callable[[], Any], url: str, what: str) -> Any:
         """Retry one idempotent call on 5xx-unavailable and connection errors, with backoff."""
@@ -322,7 +338,7 @@ class MarathonDeployer(AppDeployer):
         response = client.sse_session.get(
             url.rstrip("/") + "/v2/events",
             params={"event_type": ["deployment_success", "deployment_failed"]},
-            headers={"Accept": "text/event-stream"}, auth=client.auth, stream=True,
+            headers=self._stream_headers(), auth=client.auth, stream=True,
             timeout=(self.timeout, max(0.05, min(wait, self.max_poll_interval))),
             allow_redirects=False)
         try:

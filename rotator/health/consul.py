@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 import consul
 import requests
 
-from rotator.health.consul_client import DEFAULT_TLS, ConsulEndpoint, TlsSettings, consul_client
+from rotator.health.consul_client import ConsulEndpoint, consul_client
 from rotator.ports import GateResult, GateSpec, ServiceRequirement, Verdict
+from rotator.tls import DEFAULT_TLS, TlsSettings
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def _run(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
 
 def main() -> int:
     started = time.monotonic()
-    os.environ.pop("ROTATOR_ENV", None)  # the demo always runs in the project's sandbox
+    os.environ["ROTATOR_ENV"] = "sandbox"  # the demo always runs in the project's sandbox
     from rotator.config import Project
     from rotator.sandbox.control import Sandbox
 

@@ -240,6 +240,7 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
     """The environment file that points rotator (and Terraform) at this world."""
     return {
         "name": "sandbox",
+        "pid": info["pid"],
         "aws": {"endpoint_url": info["aws"],
                 "credentials": {"access_key_id": "test", "secret_access_key": "test"}},
         "terraform": {

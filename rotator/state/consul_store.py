@@ -28,9 +28,10 @@ import consul
 from consul.callback import CB
 
 from rotator.errors import RotatorError, TransientError
-from rotator.health.consul_client import DEFAULT_TLS, ConsulEndpoint, TlsSettings, consul_client
+from rotator.health.consul_client import ConsulEndpoint, consul_client
 from rotator.ports import LockHeld, LockInfo
 from rotator.state.control import with_request
+from rotator.tls import DEFAULT_TLS, TlsSettings
 
 
 class RecordConflict(RotatorError):
