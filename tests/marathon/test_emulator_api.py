@@ -189,17 +189,19 @@ def test_locked_app_conflict_and_force(serve) -> None:
 
 
 def test_invalid_definitions_and_bad_json(marathon: Served) -> None:
+    # RAML constraint violations are Play reader errors: 422 "Invalid JSON" (mesosphere/marathon
+    # v1.6.322 api/MarathonExceptionMapper.scala, docs/docs/rest-api/public/api/v2/types/app.raml)
     url = marathon.url
-    r = requests.post(url + "/v2/apps", json={"id": "/x", "cmd": "c",
-                                               "upgradeStrategy": {"minimumHealthCapacity": 1.5}})
+    r = requests.post(url + "/v2/apps", json={"id": "/x", "cmd": "c", "upgradeStrategy": {
+        "minimumHealthCapacity": 1.5, "maximumOverCapacity": 1}})
     assert r.status_code == 422
-    assert r.json() == {"message": "Object is not valid", "details": [
-        {"path": "/upgradeStrategy/minimumHealthCapacity", "errors": ["is greater than 1"]}]}
+    assert r.json() == {"message": "Invalid JSON", "details": [
+        {"path": "/upgradeStrategy/minimumHealthCapacity", "errors": ["error.max"]}]}
     r = requests.post(url + "/v2/apps", json={"id": "/Bad_Id", "cmd": "c"})
-    assert r.status_code == 422 and r.json()["details"][0]["path"] == "/id"
+    assert r.status_code == 422 and r.json()["details"] == [{"path": "/id", "errors": ["error.pattern"]}]
     r = requests.put(url + "/v2/groups/g", json={"apps": [{"id": "ok", "cmd": "c"},
                                                          {"id": "bad", "cmd": "c", "cpus": -1}]})
-    assert r.status_code == 422 and r.json()["details"][0]["path"] == "/apps(1)/cpus"
+    assert r.status_code == 422 and r.json()["details"] == [{"path": "/apps(1)/cpus", "errors": ["error.min"]}]
     r = requests.post(url + "/v2/apps", data=b'{"id": "/x",', headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["message"] == "Invalid JSON"
     assert isinstance(r.json()["details"], str)

@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         server.force_exit = server.should_exit and sig == signal.SIGINT
         server.should_exit = True
         core.notifier.close()
+        core.log.close()
 
     server.handle_exit = handle_exit  # type: ignore[method-assign]
+    core.on_leave(lambda: handle_exit(signal.SIGTERM, None))  # /v1/agent/leave ends the process
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:

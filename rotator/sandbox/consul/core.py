@@ -13,7 +13,11 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from rotator.sandbox.consul.acl import AgentTokens
+from rotator.sandbox.consul.agent_log import AgentLog
 from rotator.sandbox.consul.datacenter import Datacenter, Probe
+from rotator.sandbox.consul.members import LEFT
+from rotator.sandbox.consul.metrics import Metrics
 from rotator.sandbox.consul.model import ConsulError
 from rotator.sandbox.consul.notifier import ChangeNotifier
 from rotator.sandbox.consul.probes import run_probe
@@ -28,9 +32,17 @@ class ConsulCore:
         acl_token: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         run_timers: bool = True,
+        prometheus: bool = False,
     ):
+        """``clock`` drives TTLs, session expiry and lock-delay (inject one to test them);
+        ``prometheus`` stands for a positive ``telemetry.prometheus_retention_time``."""
         names = list(datacenters) or ["dc1"]
         self.acl_token = acl_token
+        self.tokens = AgentTokens(acl_token)
+        self.log = AgentLog()
+        self.metrics = Metrics()
+        self.prometheus = prometheus
+        self._on_leave: list[Callable[[], None]] = []
         self.notifier = ChangeNotifier()
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -38,7 +50,8 @@ class ConsulCore:
         self.default_dc = names[0]
         self._dcs = {
             name: Datacenter(name, node_name or f"consul-{name}", lock=self._lock,
-                             notifier=self.notifier, clock=clock, poke=self._poke)
+                             notifier=self.notifier, clock=clock, poke=self._poke,
+                             log=self.log.emit)
             for name in names
         }
         self._closed = False
@@ -58,7 +71,36 @@ class ConsulCore:
             raise ConsulError(500, "No path to datacenter")
         return found
 
+    def on_leave(self, callback: Callable[[], None]) -> None:
+        """Called after ``/v1/agent/leave`` has answered: whoever serves this core stops."""
+        self._on_leave.append(callback)
+
+    def leave(self) -> None:
+        for dc in self._dcs.values():
+            dc.membership.local.status = LEFT
+        self.log.emit("INFO", "agent", "Requesting shutdown")
+        for callback in list(self._on_leave):
+            callback()
+
+    def reload(self) -> None:
+        self.log.emit("INFO", "agent", "Reloading configuration...")
+
+    def gauges(self) -> dict[str, float]:
+        with self._lock:
+            dcs = list(self._dcs.values())
+            return {
+                "consul.consul.state.nodes": sum(len(dc.nodes) for dc in dcs),
+                "consul.consul.state.services": sum(len({s.name for s in dc.services.values()})
+                                                    for dc in dcs),
+                "consul.consul.state.service_instances": sum(len(dc.services) for dc in dcs),
+                "consul.consul.state.kv_entries": sum(len(dc.kv) for dc in dcs),
+                "consul.consul.state.config_entries": sum(len(dc.config.entries) for dc in dcs),
+                "consul.session_ttl.active": sum(len(dc.sessions) for dc in dcs),
+                "consul.runtime.num_goroutines": threading.active_count(),
+            }
+
     def close(self) -> None:
+        self.log.close()
         with self._lock:
             self._closed = True
             self._wake.notify_all()

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from rotator.sandbox.consul import connect
+from rotator.sandbox.consul.config_entries import ConfigEntries
 from rotator.sandbox.consul.durations import format_duration, parse_duration
+from rotator.sandbox.consul.members import (
+    Membership,
+    client_member,
+    server_member,
+)
 from rotator.sandbox.consul.model import (
     CRITICAL,
     PASSING,
@@ -27,11 +34,13 @@ from rotator.sandbox.consul.model import (
     Node,
     Service,
     Session,
+    agent_tagged_addresses,
     normalize_keys,
 )
 from rotator.sandbox.consul.notifier import ChangeNotifier
 
 MAX_KV_VALUE = 512 * 1024
+AGENT_NODE = object()  # register_node: the node runs an agent (serfHealth, lan/wan addresses)
 MAX_LOCK_DELAY = 60.0
 NODE_MAINTENANCE = "_node_maintenance"
 SERVICE_MAINTENANCE = "_service_maintenance:"
@@ -65,6 +74,7 @@ class Datacenter:
         notifier: ChangeNotifier,
         clock: Callable[[], float],
         poke: Callable[[], None] = lambda: None,
+        log: Callable[..., None] = lambda *args, **fields: None,
     ):
         self.name = name
         self.node_name = node_name
@@ -72,6 +82,7 @@ class Datacenter:
         self._notifier = notifier
         self._clock = clock
         self._poke = poke  # tells the scheduler a timer may have moved earlier
+        self._log = log  # (level, module, message, **fields): the agent's monitor stream
         self.index = 1
         self.catalog_index = 1
         self.kv_index = 1
@@ -84,6 +95,8 @@ class Datacenter:
         self.tombstones: dict[str, int] = {}
         self.sessions: dict[str, Session] = {}
         self.lock_delays: dict[str, float] = {}
+        self.config = ConfigEntries()
+        self.membership = Membership(server_member(node_name, name))
         self._bootstrap()
 
     # ------------------------------------------------------------------ helpers
@@ -104,10 +117,33 @@ class Datacenter:
             self.catalog_index = idx
 
     def _catalog_changed(self, services: set[str], idx: int) -> None:
+        services = services | self._refresh_aliases(idx)
         for name in services:
             self.service_index[name] = idx
         self.catalog_index = idx
         self._notifier.notify(["catalog", *(f"svc:{n}" for n in services)])
+
+    def _refresh_aliases(self, idx: int) -> set[str]:
+        """Alias checks take the worst status of the service they alias (same node);
+        returns the names of the services whose alias checks changed."""
+        changed: set[str] = set()
+        for chk in self.checks.values():
+            if chk.kind != "alias":
+                continue
+            target = self.services.get((chk.node, chk.alias_service))
+            if target is None:
+                status, output = CRITICAL, f"Service {chk.alias_service} could not be found on node {chk.node}"
+            else:
+                statuses = [c.status for c in self._checks_of(target) if c is not chk]
+                status = (CRITICAL if CRITICAL in statuses else WARNING if WARNING in statuses
+                          else PASSING)
+                output = "No checks found." if not statuses else "All checks passing." \
+                    if status == PASSING else "At least one check is not passing."
+            if (chk.status, chk.output) != (status, output):
+                chk.status, chk.output, chk.modify_index = status, output, idx
+                if chk.service_name:
+                    changed.add(chk.service_name)
+        return changed
 
     def _node_services(self, node: str) -> set[str]:
         return {s.name for (n, _), s in self.services.items() if n == node}
@@ -121,20 +157,34 @@ class Datacenter:
     # ------------------------------------------------------------------ nodes
 
     def register_node(self, name: str, address: str, meta: dict[str, str] | None = None,
-                      node_id: str | None = None) -> None:
+                      node_id: str | None = None, *, tagged_addresses: Any = AGENT_NODE,
+                      skip_node_update: bool = False) -> None:
+        """A node in the catalog. By default it runs an agent (as the registrator's hosts do):
+        it joins the member list and gets ``serfHealth``; a ``/v1/catalog/register`` node
+        passes its own ``tagged_addresses`` (None allowed) and gets neither."""
         with self._lock:
-            idx = self._bump()
             node = self.nodes.get(name)
+            if node is not None and skip_node_update:
+                return
+            runs_agent = tagged_addresses is AGENT_NODE
+            tagged = agent_tagged_addresses(address) if runs_agent else tagged_addresses
+            idx = self._bump()
             if node is None:
                 self.nodes[name] = Node(name, node_id or str(uuid.uuid4()), address, self.name,
-                                        dict(meta or {}), idx, idx)
-                serf = Check(node=name, check_id="serfHealth", name="Serf Health Status",
-                             status=PASSING, output="Agent alive and reachable", kind="serf",
-                             create_index=idx, modify_index=idx)
-                self.checks[(name, "serfHealth")] = serf
+                                        dict(meta or {}), idx, idx, tagged)
+                if runs_agent:
+                    serf = Check(node=name, check_id="serfHealth", name="Serf Health Status",
+                                 status=PASSING, output="Agent alive and reachable", kind="serf",
+                                 create_index=idx, modify_index=idx)
+                    self.checks[(name, "serfHealth")] = serf
+                    if name != self.node_name:
+                        self.membership.join(client_member(name, address, self.name))
             else:
                 node.address = address
                 node.meta = dict(meta or node.meta)
+                node.tagged_addresses = tagged
+                if node_id:
+                    node.node_id = node_id
                 node.modify_index = idx
             self._catalog_changed(self._node_services(name), idx)
 
@@ -155,12 +205,35 @@ class Datacenter:
     # ------------------------------------------------------------------ services
 
     def register_service(self, definition: dict[str, Any], *, replace_existing_checks: bool = False,
-                         node: str | None = None) -> None:
+                         node: str | None = None, source: str = "agent",
+                         sidecar_of: str = "") -> None:
+        """Register a service instance. ``source`` "agent" answers as
+        ``/v1/agent/service/register`` does (and registers ``Connect.SidecarService``);
+        "catalog" takes a catalog NodeService (name in ``Service``) and fails as the
+        Catalog.Register RPC fails (HTTP 500)."""
         d = normalize_keys(definition)
-        name = d.get("name") or ""
+        agent = source == "agent"
+        status = 400 if agent else 500
+        name = str(d.get("name") or ("" if agent else d.get("service")) or "")
         if not name:
-            raise ConsulError(400, "Missing service name")
-        sid = d.get("id") or name
+            raise ConsulError(status, "Missing service name" if agent else
+                              "Must provide service name (Service.Service) with ID (Service.ID)")
+        sid = str(d.get("id") or name)
+        address = str(d.get("address") or "")
+        if address in ("0.0.0.0", "::", "[::]"):
+            raise ConsulError(status, "Invalid service address")
+        port = int(d.get("port") or 0)
+        kind = str(d.get("kind") or "")
+        proxy = connect.normalize_proxy(d.get("proxy"))
+        conn = normalize_keys(d.get("connect") or {})
+        native = bool(conn.get("native"))
+        sidecar = conn.get("sidecarservice") if agent else None
+        if sidecar is not None and not isinstance(sidecar, dict):
+            sidecar = {}
+        problems = connect.validation_errors(kind, port, proxy, native, sidecar)
+        if problems:
+            text = connect.multierror(problems)
+            raise ConsulError(status, f"Validation failed: {text}" if agent else text)
         tags = [str(t) for t in (d.get("tags") or [])]
         checks_in = [normalize_keys(c) for c in (d.get("checks") or [])]
         if d.get("check"):
@@ -177,6 +250,8 @@ class Datacenter:
             # Build every check first so a bad definition changes nothing.
             new_checks: list[Check] = []
             for i, c in enumerate(checks_in, start=1):
+                if c.get("status") and c["status"] not in STATUSES:
+                    raise ConsulError(400, "Status for checks must 'passing', 'warning', 'critical'")
                 default_id = f"service:{sid}" if len(checks_in) == 1 else f"service:{sid}:{i}"
                 chk = self._build_check(c, node, default_id=default_id,
                                         default_name=f"Service '{name}' check")
@@ -186,12 +261,12 @@ class Datacenter:
             old = self.services.get((node, sid))
             changed = {name} | ({old.name} if old else set())
             self.services[(node, sid)] = Service(
-                node=node, service_id=sid, name=name, tags=tags,
-                address=str(d.get("address") or ""), port=int(d.get("port") or 0),
+                node=node, service_id=sid, name=name, tags=tags, address=address, port=port,
                 meta={str(k): str(v) for k, v in (d.get("meta") or {}).items()},
                 tagged_addresses=tagged, weights=weights,
                 enable_tag_override=bool(d.get("enabletagoverride", False)),
-                kind=str(d.get("kind") or ""),
+                kind=kind, proxy=proxy if kind and kind != "typical" else None, native=native,
+                sidecar_of=sidecar_of,
                 create_index=old.create_index if old else idx, modify_index=idx,
             )
             keep = {c.check_id for c in new_checks}
@@ -206,6 +281,15 @@ class Datacenter:
             for chk in new_checks:
                 self._install_check(chk, idx)
             self._catalog_changed(changed, idx)
+            self._log("INFO", "agent", "Synced service", service=sid)
+            if sidecar is not None:
+                sidecar_id = sid + connect.SIDECAR_SUFFIX
+                current = self.services.get((node, sidecar_id))
+                used = {s.port for (n, _), s in self.services.items()
+                        if n == node and s.port in connect.SIDECAR_PORTS and s.service_id != sidecar_id}
+                self.register_service(
+                    connect.sidecar_definition(d, sid, name, used, current.port if current else None),
+                    replace_existing_checks=replace_existing_checks, node=node, sidecar_of=sid)
         self._poke()
 
     def deregister_service(self, service_id: str, *, node: str | None = None) -> None:
@@ -218,6 +302,11 @@ class Datacenter:
                 if key[0] == node and chk.service_id == service_id:
                     self._remove_check(key)
             self._catalog_changed({svc.name}, self._bump())
+            self._log("INFO", "agent", "Deregistered service", service=service_id)
+            # A sidecar the agent registered for this service goes with it.
+            for (n, other_id), other in list(self.services.items()):
+                if n == node and other.sidecar_of == service_id:
+                    self.deregister_service(other_id, node=node)
 
     def service_maintenance(self, service_id: str, enable: bool, reason: str = "") -> None:
         with self._lock:
@@ -300,7 +389,7 @@ class Datacenter:
             elif d.get("dockercontainerid"):
                 chk.kind = "docker"
             elif d.get("aliasservice"):
-                chk.kind = "alias"
+                chk.kind, chk.alias_service = "alias", str(d["aliasservice"])
             else:
                 raise ConsulError(400, "Must provide TTL or Script/DockerContainerID/HTTP/TCP/GRPC check")
             if chk.kind in ("http", "tcp", "script", "grpc", "docker"):
@@ -339,7 +428,13 @@ class Datacenter:
             self._check_went_critical(chk)  # sessions tied to a removed check are invalidated
 
     def register_check(self, definition: dict[str, Any], *, node: str | None = None) -> None:
+        """``/v1/agent/check/register``: without ``ServiceID`` the check is a node check
+        (it counts for every service on the node); an unknown ``ServiceID`` is a 404."""
         d = normalize_keys(definition)
+        if not d.get("name"):
+            raise ConsulError(400, "Missing check name")
+        if d.get("status") and d["status"] not in STATUSES:
+            raise ConsulError(400, "Bad check status")
         with self._lock:
             node = self._node(node)
             chk = self._build_check(d, node)
@@ -348,7 +443,7 @@ class Datacenter:
             if sid:
                 svc = self.services.get((node, sid))
                 if svc is None:
-                    raise ConsulError(500, f'ServiceID "{sid}" does not exist')
+                    raise ConsulError(404, f'ServiceID "{sid}" does not exist')
                 chk.service_id, chk.service_name, chk.service_tags = sid, svc.name, list(svc.tags)
                 names.add(svc.name)
             else:
@@ -356,7 +451,40 @@ class Datacenter:
             idx = self._bump()
             self._install_check(chk, idx)
             self._catalog_changed(names, idx)
+            self._log("INFO", "agent", "Synced check", check=chk.check_id)
         self._poke()
+
+    def register_catalog_check(self, definition: dict[str, Any], node: str) -> None:
+        """A check entry written through ``/v1/catalog/register``: stored as given (status
+        defaults to critical), never run by an agent."""
+        d = normalize_keys(definition)
+        with self._lock:
+            name = str(d.get("name") or "")
+            check_id = str(d.get("checkid") or d.get("id") or name)
+            status = str(d.get("status") or CRITICAL)
+            if status not in STATUSES:
+                raise ConsulError(500, f"Invalid check status: {status!r}")
+            definition_d = normalize_keys(d.get("definition") or {})
+            kind = "http" if definition_d.get("http") else "tcp" if definition_d.get("tcp") else "catalog"
+            chk = Check(node=node, check_id=check_id, name=name, status=status,
+                        notes=str(d.get("notes") or ""), output=str(d.get("output") or ""),
+                        kind=kind)
+            names: set[str]
+            sid = str(d.get("serviceid") or "")
+            svc = self.services.get((node, sid)) if sid else None
+            if svc is not None:
+                chk.service_id, chk.service_name, chk.service_tags = sid, svc.name, list(svc.tags)
+                names = {svc.name}
+            else:
+                names = self._node_services(node)
+            idx = self._bump()
+            old = self.checks.get((node, check_id))
+            chk.create_index = old.create_index if old else idx
+            chk.modify_index = idx
+            self.checks[(node, check_id)] = chk
+            if chk.status == CRITICAL:
+                self._check_went_critical(chk)
+            self._catalog_changed(names, idx)
 
     def deregister_check(self, check_id: str, *, node: str | None = None) -> None:
         with self._lock:
@@ -439,27 +567,54 @@ class Datacenter:
 
     # ------------------------------------------------------------------ catalog / health reads
 
-    def _sorted_services(self, name: str, tags: list[str]) -> list[Service]:
-        found = [s for s in self.services.values()
-                 if s.name == name and all(t in s.tags for t in tags)]
+    def _sorted_services(self, name: str, tags: list[str], connect_only: bool = False) -> list[Service]:
+        if connect_only:  # the Connect-capable instances of ``name``: its proxies, or itself if native
+            found = [s for s in self.services.values()
+                     if (s.kind == "connect-proxy"
+                         and (s.proxy or {}).get("DestinationServiceName") == name)
+                     or (s.native and s.name == name)]
+        else:
+            found = [s for s in self.services.values() if s.name == name]
+        found = [s for s in found if all(t in s.tags for t in tags)]
         return sorted(found, key=lambda s: (s.node, s.service_id))
 
     def service_topic_index(self, name: str) -> int:
         # An unknown service answers index 1 so a blocked watcher wakes exactly when it appears.
         return max(self.service_index.get(name, 1), 1)
 
-    def catalog_services(self) -> tuple[int, dict[str, list[str]]]:
+    def _query_index(self, name: str, connect_only: bool, merge_central: bool) -> int:
+        index = self.catalog_index if connect_only else self.service_topic_index(name)
+        return max(index, self.config.index) if merge_central else index
+
+    def _proxy_view(self, svc: Service, merge_central: bool) -> dict[str, Any] | None:
+        if not merge_central:
+            return None
+        return connect.merged_proxy(svc.kind, svc.name, svc.proxy or {}, self.config.entries)
+
+    def service_nodes(self) -> list[dict[str, Any]]:
+        """Every service instance as a catalog ServiceNode (what /v1/catalog/services filters)."""
         with self._lock:
+            return [s.catalog_json(self.nodes[s.node])
+                    for _, s in sorted(self.services.items()) if s.node in self.nodes]
+
+    def catalog_services(self, keep: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+                         ) -> tuple[int, dict[str, list[str]]]:
+        with self._lock:
+            nodes = self.service_nodes()
+            if keep is not None:
+                nodes = keep(nodes)
             out: dict[str, list[str]] = {}
-            for s in self.services.values():
-                tags = out.setdefault(s.name, [])
-                tags.extend(t for t in s.tags if t not in tags)
+            for s in nodes:
+                tags = out.setdefault(s["ServiceName"], [])
+                tags.extend(t for t in s["ServiceTags"] if t not in tags)
             return self.catalog_index, dict(sorted(out.items()))
 
-    def catalog_service(self, name: str, tags: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    def catalog_service(self, name: str, tags: list[str], *, connect_only: bool = False,
+                        merge_central: bool = False) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
-            return self.service_topic_index(name), [
-                s.catalog_json(self.nodes[s.node]) for s in self._sorted_services(name, tags)]
+            return self._query_index(name, connect_only, merge_central), [
+                s.catalog_json(self.nodes[s.node], self._proxy_view(s, merge_central))
+                for s in self._sorted_services(name, tags, connect_only)]
 
     def catalog_nodes(self) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
@@ -470,7 +625,7 @@ class Datacenter:
             node = self.nodes.get(name)
             if node is None:
                 return self.catalog_index, None
-            services = {sid: s.agent_json(self.name) for (n, sid), s in sorted(self.services.items())
+            services = {sid: s.health_json() for (n, sid), s in sorted(self.services.items())
                         if n == name}
             return self.catalog_index, {"Node": node.to_json(), "Services": services}
 
@@ -480,16 +635,48 @@ class Datacenter:
         node_level = [c for (n, _), c in sorted(self.checks.items()) if n == svc.node and not c.service_id]
         return own + node_level
 
-    def health_service(self, name: str, tags: list[str], passing: bool) -> tuple[int, list[dict[str, Any]]]:
+    def health_service(self, name: str, tags: list[str], passing: bool, *,
+                       connect_only: bool = False, merge_central: bool = False
+                       ) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
             out = []
-            for svc in self._sorted_services(name, tags):
+            for svc in self._sorted_services(name, tags, connect_only):
                 checks = self._checks_of(svc)
                 if passing and any(c.status != PASSING for c in checks):
                     continue
-                out.append({"Node": self.nodes[svc.node].to_json(), "Service": svc.health_json(),
+                out.append({"Node": self.nodes[svc.node].to_json(),
+                            "Service": svc.health_json(self._proxy_view(svc, merge_central)),
                             "Checks": [c.to_json() for c in checks]})
-            return self.service_topic_index(name), out
+            return self._query_index(name, connect_only, merge_central), out
+
+    def gateway_services(self, gateway: str) -> tuple[int, list[dict[str, Any]]]:
+        with self._lock:
+            return self.config.index, self.config.gateway_services(gateway)
+
+    # ------------------------------------------------------------------ config entries
+
+    def config_put(self, body: Any, cas: int | None = None) -> bool:
+        entry = self.config.decode(body)
+        with self._lock:
+            idx = self.index + 1
+            ok = self.config.put(entry, idx, cas)
+            if ok:
+                self._config_changed(idx)
+            return ok
+
+    def config_delete(self, kind: str, name: str, cas: int | None = None) -> bool:
+        with self._lock:
+            idx = self.index + 1
+            existed = (kind, name) in self.config.entries
+            ok = self.config.delete(kind, name, idx, cas)
+            if ok and existed:
+                self._config_changed(idx)
+            return ok
+
+    def _config_changed(self, idx: int) -> None:
+        # Central config changes what merge-central-config reads return for every service.
+        self.index = idx
+        self._notifier.notify(["config", *(f"svc:{n}" for n in {s.name for s in self.services.values()})])
 
     def health_checks(self, name: str) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
@@ -642,56 +829,77 @@ class Datacenter:
                 return index, out
             return index, [self.kv[k].to_json() for k in matched]
 
-    def kv_put(self, key: str, value: bytes | None, *, cas: int | None = None, flags: int | None = None,
+    def kv_put(self, key: str, value: bytes | None, *, flags: int = 0, cas: int | None = None,
                acquire: str | None = None, release: str | None = None) -> bool:
+        """One KVS.Apply as Consul runs it (agent/consul/kvs_endpoint.go and
+        state/kvs.go): a plain set keeps the lock holder but not the lock index, ``cas``
+        checks the modify index (0 = create only), ``acquire`` takes the lock unless another
+        session holds it or the key is in lock-delay, ``release`` only by the holder.
+        A write that changes nothing keeps the entry's index and wakes no one."""
         if not key:
             raise ConsulError(400, "Missing key name")
-        if value is not None and len(value) > MAX_KV_VALUE:
-            raise ConsulError(413, f"Value exceeds {MAX_KV_VALUE} byte limit")
         with self._lock:
             entry = self.kv.get(key)
-            if cas is not None:
-                if cas == 0 and entry is not None:
+            session: str | None = None
+            lock_index = 0
+            if acquire is not None:
+                # Lock-delay is judged on the leader before anything else (even the session).
+                if self.lock_delays.get(key, 0.0) > self._clock():
+                    self._log("WARN", "agent.server.kvs", "Rejecting lock of key due to lock-delay",
+                              key=key)
                     return False
-                if cas > 0 and (entry is None or entry.modify_index != cas):
-                    return False
-            session = acquire or release
-            if session and session not in self.sessions:
-                raise ConsulError(500, f'invalid session "{session}"')
-            if acquire:
+                if not acquire:
+                    raise ConsulError(500, "missing session")
+                if acquire not in self.sessions:
+                    raise ConsulError(500, f'invalid session "{acquire}"')
                 if entry is not None and entry.session and entry.session != acquire:
                     return False
-                already_held = entry is not None and entry.session == acquire
-                if not already_held and self.lock_delays.get(key, 0.0) > self._clock():
+                session = acquire
+                held = entry is not None and entry.session == acquire
+                lock_index = (entry.lock_index if held else entry.lock_index + 1) if entry else 1
+            elif release is not None:
+                if not release:
+                    raise ConsulError(500, "missing session")
+                if entry is None or entry.session != release:
                     return False
-            if release and (entry is None or entry.session != release):
-                return False
+                session, lock_index = None, entry.lock_index
+            else:
+                if cas is not None:
+                    if cas == 0 and entry is not None:
+                        return False
+                    if cas != 0 and (entry is None or entry.modify_index != cas):
+                        return False
+                session = entry.session if entry is not None else None
+            stored = value or None
+            if entry is not None and (entry.value, entry.flags, entry.session, entry.lock_index) == (
+                    stored, flags, session, lock_index):
+                return True
             idx = self._bump()
             if entry is None:
                 entry = KVEntry(key=key, value=None, flags=0, create_index=idx, modify_index=idx)
                 self.kv[key] = entry
                 self.tombstones.pop(key, None)
-            entry.value = value or None
-            if flags is not None:
-                entry.flags = flags
+            entry.value, entry.flags, entry.session, entry.lock_index = stored, flags, session, lock_index
             entry.modify_index = idx
-            if acquire and entry.session != acquire:
-                entry.session = acquire
-                entry.lock_index += 1
-            if release:
-                entry.session = None
             self.kv_index = idx
             self._notifier.notify(["kv"])
             return True
 
     def kv_delete(self, key: str, *, recurse: bool = False, cas: int | None = None) -> bool:
+        """KVDelete / KVDeleteTree / KVDeleteCAS; deleting nothing writes nothing."""
+        if not key and not recurse:
+            raise ConsulError(400, "Missing key name")
         with self._lock:
             if cas is not None:
                 entry = self.kv.get(key)
-                if cas <= 0 or entry is None or entry.modify_index != cas:
+                if entry is None:
+                    return True
+                if entry.modify_index != cas:
                     return False
             doomed = [k for k in self.kv if k.startswith(key)] if recurse else (
                 [key] if key in self.kv else [])
+            if not doomed:
+                return True
             idx = self._bump()
             for k in doomed:
                 del self.kv[k]
@@ -699,3 +907,35 @@ class Datacenter:
             self.kv_index = idx
             self._notifier.notify(["kv"])
             return True
+
+    # ------------------------------------------------------------------ members
+
+    def join_member(self, name: str, address: str) -> None:
+        """An agent on ``name`` joins (or rejoins) the LAN pool; its serfHealth passes."""
+        with self._lock:
+            self.membership.join(client_member(name, address, self.name))
+            chk = self.checks.get((name, "serfHealth"))
+            if chk is not None:
+                self._set_status(chk, PASSING, "Agent alive and reachable")
+
+    def fail_member(self, name: str) -> None:
+        """The agent on ``name`` stops answering gossip: the leader marks its serfHealth
+        critical (sessions tied to it are invalidated)."""
+        with self._lock:
+            if self.membership.fail(name):
+                chk = self.checks.get((name, "serfHealth"))
+                if chk is not None:
+                    self._set_status(chk, CRITICAL, "Agent not live or unreachable")
+
+    def force_leave(self, name: str, prune: bool = False) -> None:
+        """``/v1/agent/force-leave``: a failed member leaves; the leader then removes its
+        node from the catalog, as it does for every member that left."""
+        with self._lock:
+            self._log("INFO", "agent", "Force leaving node", node=name)
+            outcome = self.membership.force_leave(name, prune)
+            if outcome is not None and name in self.nodes:
+                self.deregister_node(name)
+
+    def members(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.membership.to_json()

@@ -28,6 +28,15 @@ def normalize_keys(data: Any) -> dict[str, Any]:
     return {str(k).lower().replace("_", "").replace("-", ""): v for k, v in data.items()}
 
 
+GATEWAY_KINDS = ("mesh-gateway", "terminating-gateway", "ingress-gateway", "api-gateway")
+PROXY_KIND = "connect-proxy"
+
+
+def agent_tagged_addresses(address: str) -> dict[str, str]:
+    """What a Consul agent publishes for its own node (catalog registrations give their own)."""
+    return {"lan": address, "lan_ipv4": address, "wan": address, "wan_ipv4": address}
+
+
 @dataclass
 class Node:
     name: str
@@ -37,6 +46,7 @@ class Node:
     meta: dict[str, str] = field(default_factory=dict)
     create_index: int = 0
     modify_index: int = 0
+    tagged_addresses: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,12 +54,7 @@ class Node:
             "Node": self.name,
             "Address": self.address,
             "Datacenter": self.datacenter,
-            "TaggedAddresses": {
-                "lan": self.address,
-                "lan_ipv4": self.address,
-                "wan": self.address,
-                "wan_ipv4": self.address,
-            },
+            "TaggedAddresses": dict(self.tagged_addresses) if self.tagged_addresses is not None else None,
             "Meta": dict(self.meta),
             "CreateIndex": self.create_index,
             "ModifyIndex": self.modify_index,
@@ -71,6 +76,17 @@ class Service:
     kind: str = ""
     create_index: int = 0
     modify_index: int = 0
+    proxy: dict[str, Any] | None = None  # connect-proxy and gateway kinds only
+    native: bool = False  # Connect.Native
+    sidecar_of: str = ""  # the service this one was registered as sidecar of (agent state only)
+
+    @property
+    def is_proxy_or_gateway(self) -> bool:
+        return self.kind == PROXY_KIND or self.kind in GATEWAY_KINDS
+
+    def proxy_json(self) -> dict[str, Any]:
+        """NodeService.Proxy as Consul emits it (MeshGateway and Expose are never omitted)."""
+        return {"MeshGateway": {}, "Expose": {}, **(self.proxy or {})}
 
     def agent_json(self, datacenter: str) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -87,16 +103,23 @@ class Service:
         }
         if self.kind:
             out["Kind"] = self.kind
+        if self.is_proxy_or_gateway:
+            out["Proxy"] = self.proxy_json()
+        if self.native:
+            out["Connect"] = {"Native": True}
         return out
 
-    def health_json(self) -> dict[str, Any]:
+    def health_json(self, proxy: dict[str, Any] | None = None) -> dict[str, Any]:
+        """NodeService; ``proxy`` replaces the stored one (merge-central-config)."""
         out = self.agent_json("")
         del out["Datacenter"]
+        out["Proxy"] = proxy if proxy is not None else self.proxy_json()
+        out["Connect"] = {"Native": True} if self.native else {}
         out["CreateIndex"] = self.create_index
         out["ModifyIndex"] = self.modify_index
         return out
 
-    def catalog_json(self, node: Node) -> dict[str, Any]:
+    def catalog_json(self, node: Node, proxy: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "ID": node.node_id,
             "Node": node.name,
@@ -114,6 +137,8 @@ class Service:
             "ServiceEnableTagOverride": self.enable_tag_override,
             "ServiceWeights": dict(self.weights),
             "ServiceKind": self.kind,
+            "ServiceProxy": proxy if proxy is not None else self.proxy_json(),
+            "ServiceConnect": {"Native": True} if self.native else {},
             "CreateIndex": self.create_index,
             "ModifyIndex": self.modify_index,
         }
@@ -140,6 +165,7 @@ class Check:
     body: str = ""
     tls_skip_verify: bool = False
     deregister_after: float = 0.0
+    alias_service: str = ""  # alias checks follow this service's health on the same node
     create_index: int = 0
     modify_index: int = 0
     # timers (monotonic seconds); None when the check has no such timer
@@ -148,7 +174,7 @@ class Check:
     probing: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        kind = {"maintenance": "", "serf": ""}.get(self.kind, self.kind)
+        kind = {"maintenance": "", "serf": "", "catalog": ""}.get(self.kind, self.kind)
         return {
             "Node": self.node,
             "CheckID": self.check_id,

@@ -35,6 +35,8 @@ class ConsulServer:
                                 timeout_graceful_shutdown=1, backlog=4096)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self.stopped = threading.Event()  # set once the server no longer answers
+        core.on_leave(self._shut_down)
 
     @property
     def address(self) -> str:
@@ -50,11 +52,20 @@ class ConsulServer:
         return self
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        try:
+            asyncio.run(self._server.serve(sockets=[self._sock]))
+        finally:
+            self._sock.close()
+            self.stopped.set()
 
-    def stop(self) -> None:
+    def _shut_down(self) -> None:
+        """As ``/v1/agent/leave`` does to a real agent: stop serving."""
         self._server.should_exit = True
         self.core.notifier.close()  # blocked queries answer now instead of at their wait
+        self.core.log.close()  # and monitor streams end
+
+    def stop(self) -> None:
+        self._shut_down()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._sock.close()

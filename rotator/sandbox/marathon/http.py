@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rotator.apps.app_definition import normalize_id
 
+from . import definitions
 from .deployments import Deployment
 from .emulator import MarathonEmulator
 from .model import ApiError, iso
@@ -86,6 +87,7 @@ def create_app(emulator: MarathonEmulator, ticker: bool = True) -> Starlette:
             app, dep = em.create_app(body, _flag(request, "force"))
             em.api_post_event(request.url.path, request.client.host if request.client else "", body)
             return _deployed(dep, 201, _location(request, "apps", app["id"]), app)
+        definitions.check_app_list(body)
         dep = em.put_apps(body, _flag(request, "force"), _flag(request, "partialUpdate", True))
         return _deployed(dep)
 
@@ -155,6 +157,11 @@ def create_app(emulator: MarathonEmulator, ticker: bool = True) -> Starlette:
         if request.method == "DELETE":
             return _deployed(em.delete_group(gid, _flag(request, "force")))
         body = await _json_body(request)
+        if isinstance(body, dict):  # Marathon reads the whole GroupUpdate before validating it
+            target = gid
+            if request.method == "POST" and isinstance(body.get("id"), str):
+                target = normalize_id(body["id"], normalize_id(gid))
+            definitions.check_group_update(body, target)
         if request.method == "POST":
             dep = em.put_group(gid, body, _flag(request, "force"), create=True)
             created = normalize_id(body["id"], normalize_id(gid))
