@@ -45,3 +45,11 @@ def test_an_unknown_change_id_is_no_such_change(client):
         client("route53").get_change(Id="/change/C0000000000000000000")
     assert err.value.response["Error"]["Code"] == "NoSuchChange"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_a_created_zone_has_a_change_that_get_change_knows(client, unique):
+    """CreateHostedZone answers a ChangeInfo too; Terraform's provider waits on it."""
+    r53 = client("route53")
+    name = unique("zone") + ".cn."
+    change = r53.create_hosted_zone(Name=name, CallerReference=name)["ChangeInfo"]
+    assert r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"] == "INSYNC"

@@ -34,11 +34,17 @@ def _with_change(result: Any, change_id: str, status: str) -> Any:
     return result
 
 
-def change_resource_record_sets(original: Callable, context: Any, response: Any) -> Any:
+def submitted(original: Callable, context: Any, response: Any) -> Any:
+    """A call that answers a ChangeInfo: the change gets its own id and propagates."""
     result = original(response)
     book: ChangeBook = context.route53_changes
     change_id = book.submit()
     return _with_change(result, change_id, book.status(change_id) or "PENDING")
+
+
+# every operation whose answer carries a ChangeInfo
+CHANGING = ("create_hosted_zone", "delete_hosted_zone", "associate_vpc_with_hosted_zone",
+            "disassociate_vpc_from_hosted_zone", "change_resource_record_sets")
 
 
 def get_change(original: Callable, context: Any, response: Any) -> Any:
@@ -50,5 +56,6 @@ def get_change(original: Callable, context: Any, response: Any) -> Any:
 
 
 def install(patch: Callable[[type, str, Callable], None]) -> None:
-    patch(r53_responses.Route53, "change_resource_record_sets", change_resource_record_sets)
+    for name in CHANGING:
+        patch(r53_responses.Route53, name, submitted)
     patch(r53_responses.Route53, "get_change", get_change)
