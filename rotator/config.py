@@ -99,8 +99,17 @@ class AwsSettings(_Strict):
 class TerraformSettings(_Strict):
     backend: dict[str, str | int | bool] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
+    # names in vars whose values are secret: redacted from every message and log
+    secret_vars: list[str] = Field(default_factory=list)
     var_files: list[str] = Field(default_factory=list)
     lock_timeout: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _secret_vars_exist(self) -> TerraformSettings:
+        unknown = [n for n in self.secret_vars if n not in self.vars]
+        if unknown:
+            raise ValueError(f"secret_vars names variables not in vars: {unknown}")
+        return self
 
 
 class BasicAuth(_Strict):

@@ -156,6 +156,7 @@ def make_infra(group: GroupConfig, env: Environment, access: AwsAccess):
         env=tf_env,
         backend_config=backend,
         variables=dict(group.terraform.vars),
+        secret_variables=tuple(group.terraform.secret_vars),
         var_files=tuple(str(group.directory / f) for f in group.terraform.var_files),
         lock_timeout=group.terraform.lock_timeout,
     )

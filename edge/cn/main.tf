@@ -1,7 +1,7 @@
 # Long-lived edge of region cn-north-1 (default workspace; not rotated).
 # Backend bucket, key and region come from `terraform init -backend-config`.
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.10" # the S3 backend's use_lockfile
   backend "s3" {
     use_lockfile = true
   }

@@ -1,7 +1,7 @@
 # Group prd-sg-master: one copy of the group per slot (workspace blue / green).
 # Backend bucket, key and region come from `terraform init -backend-config`.
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.10" # the S3 backend's use_lockfile
   backend "s3" {
     use_lockfile = true
   }

@@ -10,6 +10,7 @@ and every word Terraform prints is redacted before it reaches a log or an error.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -80,6 +81,7 @@ class TerraformSettings:
     env: Mapping[str, str] = field(default_factory=dict)
     backend_config: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, Any] = field(default_factory=dict)
+    secret_variables: tuple[str, ...] = ()  # never shown: redacted from all output
     var_files: tuple[str, ...] = ()
     lock_timeout: float = 0.0  # seconds to wait for a held state lock
     data_dir: Path | None = None  # TF_DATA_DIR; default: <group>/.terraform
@@ -88,6 +90,8 @@ class TerraformSettings:
 
     def secrets(self) -> list[str]:
         values = [v for k, v in self.env.items() if any(h in k.upper() for h in _SECRET_ENV_HINTS)]
+        values += [str(v) for k, v in self.variables.items()
+                   if k in self.secret_variables or any(h in k.upper() for h in _SECRET_ENV_HINTS)]
         values += [
             str(v)
             for k, v in self.backend_config.items()
@@ -203,8 +207,26 @@ class TerraformInfrastructure:
         self._apply(slot, self._variables(slot, _PLACEHOLDER_AMI), destroy=True)
 
     def plan(self, slot: str, ami: str) -> PlanSummary:
-        self._ensure_workspace(slot)
-        return self._plan(slot, self._variables(slot, ami))
+        """What an apply into ``slot`` would do; changes nothing, not even a workspace."""
+        if slot in self._workspaces(slot_check=slot):
+            return self._plan(slot, self._variables(slot, ami))
+        return self._plan_new_slot(slot, self._variables(slot, ami))
+
+    def _plan_new_slot(self, slot: str, variables: Mapping[str, Any]) -> PlanSummary:
+        """Plan a slot that has no workspace yet against an empty local state: selecting
+        the workspace in the real backend would create it. The root is copied beside the
+        group's folder (its relative module paths still hold) with a local backend."""
+        with tempfile.TemporaryDirectory(prefix=f".plan-{self.group}-",
+                                         dir=self.group_dir.parent) as tmp:
+            copy = Path(tmp)
+            for tf in self.group_dir.glob("*.tf"):
+                (copy / tf.name).write_bytes(tf.read_bytes())
+            (copy / "rotator_plan_override.tf").write_text(
+                'terraform {\n  backend "local" {}\n}\n')
+            settings = dataclasses.replace(self.settings, backend_config={},
+                                           data_dir=copy / ".terraform")
+            scratch = TerraformInfrastructure(copy, group=self.group, settings=settings)
+            return scratch._plan(slot, variables)
 
     def validate(self) -> None:
         """Refuse an invalid configuration (file:line) before any workspace or state changes.

@@ -101,3 +101,31 @@ def test_tls_trusts_the_configured_ca_and_nothing_else(certificate):
             stranger.health(url, ["/prd/web"])
     finally:
         server.shutdown()
+
+
+def test_response_bodies_never_reach_the_logs(caplog):
+    """An app's env (secrets too) comes back in /v2/apps bodies; the client logs bodies."""
+    import logging
+
+    from rotator.apps.marathon_compat import marathon
+
+    class Secretive(Recorder):
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"apps": [{"id": "/prd/api", "env": {"DB_PASSWORD": "hunter22"},
+                                         "instances": 1}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Secretive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with caplog.at_level(logging.DEBUG, logger=marathon.log.name):
+            MarathonDeployer(attempts=1).health(
+                f"http://127.0.0.1:{server.server_address[1]}", ["/prd/api"])
+    finally:
+        server.shutdown()
+    assert any("Got HTTP 200 (body not logged)" in r.getMessage() for r in caplog.records)
+    assert "hunter22" not in caplog.text

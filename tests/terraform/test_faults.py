@@ -178,3 +178,16 @@ def test_a_lock_left_by_a_killed_run_of_ours_is_released_a_foreign_one_is_not(tf
     assert outputs.instances["proxy"]
     infra.destroy("blue")
     assert infra.slots_with_resources() == []
+
+
+def test_plan_of_a_slot_without_a_workspace_changes_nothing(tf_world):
+    """`rotate plan --terraform` for a slot never built: selecting the workspace in the S3
+    backend would create it (TF_WORKSPACE names a missing workspace: Terraform creates it,
+    docs cli/workspaces), so the plan runs against an empty local state instead."""
+    infra = tf_world.group("prd-cn")
+    before = infra._workspaces()
+    plan = infra.plan("green", tf_world.ami("prd-cn"))
+    assert plan.add > 10 and plan.change == 0 and plan.destroy == 0
+    assert any("aws_vpc" in line for line in plan.resources)
+    assert infra._workspaces() == before and "green" not in before
+    assert not list(infra.group_dir.parent.glob(".plan-prd-cn-*")), "the copy is gone"
