@@ -157,8 +157,12 @@ def test_a_failover_is_refused_during_a_rotation_and_resumes_after_kill_9(sandbo
         proc.wait(timeout=30)
     finally:
         control.set_route53_propagation(0)
-    # nothing else may start in between: the pair's move must be finished first
-    again = sandbox.rotate(slave, "--ami", sandbox.bake(slave), "--yes")
+    # nothing else may start in between: the dead holder's lock is named, and even past
+    # it the pair's move must be finished first
+    ami = sandbox.bake(slave)
+    again = sandbox.rotate(slave, "--ami", ami, "--yes")
+    assert again.returncode == 3 and "its process is gone" in again.stderr, again.stderr
+    again = sandbox.rotate(slave, "--ami", ami, "--yes", "--break-lock")
     assert again.returncode == 3 and "did not finish" in again.stderr, again.stderr
     resumed = sandbox.rotate("resume", master)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
