@@ -2,8 +2,9 @@
 
 Drives the group traffic router through a blue-green policy [100] and a canary
 policy [5, 25, 50, 100], then retires the old slot, for 1, 10 and 50 records in
-one and in two hosted zones. The lower bound for Route53 changes is one batch
-per zone per step (plus one per zone to delete the old slot's sets).
+one and in two hosted zones, with the group's edge (an ALB listener forwarding to one
+target group per slot). Lower bounds: Route53, one batch per zone per step (plus one per
+zone to delete the old slot's sets); the edge, exactly one ModifyListener per step.
 
     .venv/bin/python bench/traffic_calls.py
 """
@@ -17,7 +18,7 @@ import boto3
 
 from rotator.ports import SlotOutputs
 from rotator.sandbox.aws import AwsEmulator
-from rotator.traffic import ElbSpec, RecordSpec, build_group_router, client_config
+from rotator.traffic import EdgeSpec, RecordSpec, build_group_router, client_config
 
 REGION = "cn-north-1"
 POLICIES = {"blue-green": [100], "canary": [5, 25, 50, 100]}
@@ -28,39 +29,49 @@ def clients(url: str):
         return boto3.client(service, region_name=REGION, endpoint_url=url,
                             aws_access_key_id="test", aws_secret_access_key="test",
                             config=client_config())
-    return make("route53"), make("elb"), make("ec2")
+    return make("route53"), make("elb"), make("ec2"), make("elbv2")
 
 
-def build_world(route53, elb, ec2, records: int, zones: int, ami: str):
+def build_world(route53, elb, ec2, elbv2, records: int, zones: int, ami: str):
     tag = uuid.uuid4().hex[:8]
     zone_names = [f"z{z}-{tag}.cn." for z in range(zones)]
     for name in zone_names:
         route53.create_hosted_zone(Name=name, CallerReference=name)
     specs = [RecordSpec(zone=zone_names[i % zones], name=f"r{i}") for i in range(records)]
 
-    def make_elb(name):
-        answer = elb.create_load_balancer(
-            LoadBalancerName=name, AvailabilityZones=[f"{REGION}a"],
-            Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}])
-        return answer["DNSName"]
-
     slots = {}
     for slot in ("blue", "green"):
         name = f"{slot}-{tag}"
-        dns = make_elb(name)
-        ids = [i["InstanceId"] for i in ec2.run_instances(
-            ImageId=ami, MinCount=2, MaxCount=2, InstanceType="t3.micro")["Instances"]]
+        dns = elb.create_load_balancer(
+            LoadBalancerName=name, AvailabilityZones=[f"{REGION}a"],
+            Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
+        )["DNSName"]
+        made = ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2,
+                                 InstanceType="t3.micro")["Instances"]
         elb.register_instances_with_load_balancer(
-            LoadBalancerName=name, Instances=[{"InstanceId": i} for i in ids])
+            LoadBalancerName=name, Instances=[{"InstanceId": i["InstanceId"]} for i in made])
         slots[slot] = SlotOutputs(marathon_url="", elb_name=name, elb_dns=dns,
-                                  instances={"proxy": ids})
-    edge = ElbSpec(name=f"edge-{tag}")
-    make_elb(edge.name)
-    return specs, [edge], slots
+                                  instances={"proxy": [i["InstanceId"] for i in made]},
+                                  private_ips={"proxy": [i["PrivateIpAddress"] for i in made]})
+    vpc = ec2.create_vpc(CidrBlock="10.250.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.250.{i}.0/24",
+                                 AvailabilityZone=f"{REGION}{'ab'[i]}")["Subnet"]["SubnetId"]
+               for i in range(2)]
+    lb = elbv2.create_load_balancer(Name=f"edge-{tag}", Subnets=subnets,
+                                    Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    names = {slot: f"{slot}-{tag}" for slot in ("blue", "green")}
+    arns = {slot: elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc,
+                                            TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+            for slot, name in names.items()}
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[
+        {"Type": "forward", "ForwardConfig": {"TargetGroups": [
+            {"TargetGroupArn": arns["blue"], "Weight": 100},
+            {"TargetGroupArn": arns["green"], "Weight": 0}]}}])
+    return specs, EdgeSpec(load_balancer=f"edge-{tag}", target_groups=names), slots
 
 
-def rotate(emulator, route53, elb, specs, edges, slots, steps):
-    router = build_group_router("bench", specs, edges, route53=route53, elb=elb,
+def rotate(emulator, route53, elb, elbv2, specs, edge, slots, steps):
+    router = build_group_router("bench", specs, edge, route53=route53, elb=elb, elbv2=elbv2,
                                 services_passing=lambda slot: True, sleep=lambda s: None)
     router.set_weights({"blue": 100}, {"blue": slots["blue"]})
     emulator.reset_calls()
@@ -78,11 +89,11 @@ def rotate(emulator, route53, elb, specs, edges, slots, steps):
 def main() -> None:
     emulator = AwsEmulator(ami_validation=False).start()
     try:
-        route53, elb, ec2 = clients(emulator.url)
+        route53, elb, ec2, elbv2 = clients(emulator.url)
         ami = emulator.register_ami("bench", region=REGION)
         header = (f"{'policy':<10} {'records':>7} {'zones':>5} {'r53 changes':>11} "
-                  f"{'bound':>5} {'ratio':>5} {'r53 reads':>9} {'elb calls':>9} "
-                  f"{'total':>5} {'seconds':>7}")
+                  f"{'bound':>5} {'ratio':>5} {'listener':>8} {'bound':>5} {'ratio':>5} "
+                  f"{'r53 reads':>9} {'elb calls':>9} {'total':>5} {'seconds':>7}")
         print(header)
         print("-" * len(header))
         totals = {}
@@ -91,15 +102,19 @@ def main() -> None:
                 for zones in (1, 2):
                     if zones > records:
                         continue
-                    specs, edges, slots = build_world(route53, elb, ec2, records, zones, ami)
-                    calls, seconds = rotate(emulator, route53, elb, specs, edges, slots, steps)
+                    specs, edge, slots = build_world(route53, elb, ec2, elbv2, records, zones,
+                                                     ami)
+                    calls, seconds = rotate(emulator, route53, elb, elbv2, specs, edge, slots,
+                                            steps)
                     changes = calls.get("route53:ChangeResourceRecordSets", 0)
                     bound = (len(steps) + 1) * zones  # steps + the retire DELETE batch
+                    modifies = calls.get("elbv2:ModifyListener", 0)
                     reads = sum(v for k, v in calls.items()
                                 if k.startswith("route53:") and k != "route53:ChangeResourceRecordSets")
-                    elb_calls = sum(v for k, v in calls.items() if k.startswith("elb:"))
+                    elb_calls = sum(v for k, v in calls.items() if k.startswith("elb"))
                     print(f"{policy:<10} {records:>7} {zones:>5} {changes:>11} {bound:>5} "
-                          f"{changes / bound:>5.2f} {reads:>9} {elb_calls:>9} "
+                          f"{changes / bound:>5.2f} {modifies:>8} {len(steps):>5} "
+                          f"{modifies / len(steps):>5.2f} {reads:>9} {elb_calls:>9} "
                           f"{sum(calls.values()):>5} {seconds:>7.2f}")
                     totals[(policy, records, zones)] = calls
         print()

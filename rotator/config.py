@@ -7,6 +7,7 @@ Every problem is reported as an InputError naming the file, the field and
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -190,14 +191,39 @@ class RecordSettings(_Strict):
         return self
 
 
-class ElbSettings(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+# Load balancer and target group names: at most 32 letters, digits or hyphens, not
+# beginning or ending with a hyphen (ELBv2 API reference, CreateLoadBalancer/CreateTargetGroup).
+LB_NAME = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$"
+
+
+class EdgeSettings(_Strict):
+    """The group's part of its region's edge: an ALB whose listener forwards to one target
+    group per slot, by weight; the slot's proxies are registered by private IP."""
+
+    load_balancer: str = Field(pattern=LB_NAME)
+    port: int = Field(default=80, ge=1, le=65535)
+    target_groups: dict[Literal["blue", "green"], Annotated[str, Field(pattern=LB_NAME)]]
     role: str = "proxy"
+    # seconds a deregistered target keeps its in-flight requests (AWS: 0-3600, default 300)
+    deregistration_delay: int = Field(default=300, ge=0, le=3600)
+
+    @field_validator("load_balancer")
+    @classmethod
+    def _not_internal(cls, value: str) -> str:
+        if value.startswith("internal-"):
+            raise ValueError("a load balancer name must not begin with 'internal-'")
+        return value
+
+    @model_validator(mode="after")
+    def _both_slots(self) -> EdgeSettings:
+        if set(self.target_groups) != {"blue", "green"}:
+            raise ValueError("target_groups needs one target group for blue and one for green")
+        return self
 
 
 class TrafficSettings(_Strict):
     records: list[RecordSettings] = Field(default_factory=list)
-    elbs: list[ElbSettings] = Field(default_factory=list)
+    edge: EdgeSettings | None = None
 
 
 class GroupConfig(_Strict):
@@ -468,7 +494,49 @@ class Project:
             groups.append(group)
             errors.extend(self._cross_check(group, policy_names))
             errors.extend(_credentials_cross_partition(group, partition_of_source))
+        errors.extend(self.address_conflicts(groups))
         return groups, policies, errors
+
+    def edges(self) -> dict[str, tuple[Path, dict[str, Any]]]:
+        """The regions' edges (``edge/*/edge.yaml``), by region."""
+        out = {}
+        for path in sorted((self.root / "edge").glob("*/edge.yaml")):
+            data = load_yaml(path).data or {}
+            if isinstance(data, dict) and data.get("region"):
+                out[str(data["region"])] = (path, data)
+        return out
+
+    def address_conflicts(self, groups: list[GroupConfig]) -> list[InputError]:
+        """Every slot of a region peers with the region's edge VPC, whose route table holds a
+        route to each slot: no slot CIDR may overlap the edge's, nor another slot's."""
+        edges = self.edges()
+        errors = []
+        taken: dict[str, list[tuple[ipaddress.IPv4Network, str]]] = {}
+        for region, (path, data) in edges.items():
+            try:
+                taken[region] = [(ipaddress.ip_network(str(data.get("vpc_cidr"))),
+                                  f"the edge VPC ({path})")]
+            except ValueError:
+                errors.append(InputError("not a CIDR", file=str(path), field="vpc_cidr"))
+        for group in groups:
+            cidrs = group.terraform.vars.get("slot_cidrs") or {}
+            here = str(group.directory / "group.yaml")
+            for slot, cidr in sorted(cidrs.items()) if isinstance(cidrs, dict) else []:
+                field = f"terraform.vars.slot_cidrs.{slot}"
+                try:
+                    net = ipaddress.ip_network(str(cidr))
+                except ValueError:
+                    errors.append(InputError(f"{cidr!r} is not a CIDR", file=here, field=field))
+                    continue
+                seen = taken.setdefault(group.aws.region, [])
+                for other, what in seen:
+                    if net.overlaps(other):
+                        errors.append(InputError(
+                            f"{net} overlaps {other} of {what}: the edge routes to every slot "
+                            "of the region, so their addresses must not overlap",
+                            file=here, field=field))
+                seen.append((net, f"{group.name} {slot}"))
+        return errors
 
     def check_credentials(self, group: GroupConfig,
                           environ: Mapping[str, str] | None = None) -> None:

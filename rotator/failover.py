@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
 
 from rotator.errors import Refused, RotatorError, StepFailed
-from rotator.ports import ChangeJournal, SlotOutputs, TrafficState
+from rotator.ports import ChangeJournal, SlotOutputs
 from rotator.traffic import elb_reads
 from rotator.traffic.calls import AwsCalls
+from rotator.traffic.edge import EdgeRouter
 from rotator.traffic.route53 import (
     AliasZones,
     ZoneDirectory,
@@ -37,7 +38,7 @@ from rotator.traffic.route53 import (
     wait_insync,
     weighted_record_set,
 )
-from rotator.traffic.spec import ElbSpec, RecordSpec, set_identifier
+from rotator.traffic.spec import RecordSpec, set_identifier
 
 SLOTS = ("blue", "green")
 PairServices = Callable[[str, str], "bool | None"]  # (group, slot) -> passing?
@@ -50,15 +51,16 @@ class PairSide:
     group: str
     slot: str | None  # the group's live slot (None: unknown, e.g. a source that is down)
     outputs: SlotOutputs | None = None
-    elbs: list[ElbSpec] = field(default_factory=list)
-    elb: Any = None  # boto3 classic ELB client of the group's region
+    edge: EdgeRouter | None = None  # its part of the pair's edge (the master's load balancer)
+    elb: Any = None  # boto3 classic ELB client of the group's region (its slots' own ELBs)
 
 
-def _edge_in_service(calls: AwsCalls, side: PairSide) -> dict[str, int]:
-    return {
-        spec.name: len(elb_reads.in_service(elb_reads.instance_health(calls, side.elb, spec.name)))
-        for spec in side.elbs
-    }
+def _edge_healthy(side: PairSide) -> dict[str, int]:
+    """Healthy edge targets of the side's live slot."""
+    if side.edge is None or side.slot is None:
+        return {}
+    state = side.edge.read()
+    return {side.edge.spec.load_balancer: len(state.healthy(side.slot))}
 
 
 def check_target(calls: AwsCalls, target: PairSide, services_passing: PairServices) -> dict:
@@ -74,12 +76,12 @@ def check_target(calls: AwsCalls, target: PairSide, services_passing: PairServic
     if not slot_elb:
         raise Refused(f"failover refused: target {who} ELB {target.outputs.elb_name} "
                       "has no InService instance")
-    edges = _edge_in_service(calls, target)
+    edges = _edge_healthy(target)
     empty = [name for name, n in edges.items() if n == 0]
     if empty:
-        raise Refused(f"failover refused: target {who} edge ELB(s) {empty} have no InService "
-                      "instance")
-    return {"services": "passing", "slot_elb_in_service": slot_elb, "edge_in_service": edges}
+        raise Refused(f"failover refused: target {who} has no healthy target in edge "
+                      f"{', '.join(empty)}")
+    return {"services": "passing", "slot_elb_in_service": slot_elb, "edge_healthy": edges}
 
 
 def observe_source(calls: AwsCalls, source: PairSide, services_passing: PairServices) -> dict:
@@ -91,13 +93,13 @@ def observe_source(calls: AwsCalls, source: PairSide, services_passing: PairServ
             "(services unknown); use force if it is down"
         )
     try:
-        edges = _edge_in_service(calls, source)
+        edges = _edge_healthy(source)
     except (BotoCoreError, RotatorError) as exc:
         raise Refused(
-            f"failover refused: the ELBs of source {source.group} cannot be read "
+            f"failover refused: the edge of source {source.group} cannot be read "
             f"({type(exc).__name__}); use force if it is down"
         ) from exc
-    return {"services": "passing" if verdict else "failing", "edge_in_service": edges}
+    return {"services": "passing" if verdict else "failing", "edge_healthy": edges}
 
 
 def move_pair_weight(
@@ -203,6 +205,9 @@ def failover(
         {"skipped": "forced"} if force else observe_source(calls, source, services_passing)
     )
     checked()
+    if target.edge is not None:
+        # the pair's edge: all of it on the target's live slot, the peer's target groups at 0
+        target.edge.set_weights({target.slot: 100}, exclusive=True)
     before, after = move_pair_weight(
         calls, route53, records, (source.group, target.group), target,
         clock=clock, sleep=sleep, change_timeout=change_timeout, poll_interval=poll_interval,
@@ -226,40 +231,3 @@ def failover(
 def failback(*, master: PairSide, slave: PairSide, **kwargs: Any) -> dict[str, Any]:
     """Move the pair's records back from the slave to the master (same gates as failover)."""
     return failover(source=slave, target=master, action="failback", **kwargs)
-
-
-def status_data(states: dict[str, TrafficState]) -> dict[str, Any]:
-    """Plain data for ``rotate status``: per record, weights per group and slot, and shares;
-    per ELB, registered instances per slot with their health.
-
-    ``states`` maps each group (one, or both of a pair) to what its router read.
-    """
-    keys = sorted({k for state in states.values() for k in state.weights})
-    records = []
-    for key in keys:
-        per_group = {g: dict(sorted(s.weights.get(key, {}).items())) for g, s in states.items()}
-        total = sum(w for slots in per_group.values() for w in slots.values())
-        records.append({
-            "record": key,
-            "weights": per_group,
-            "total": total,
-            # Route53: weight 0 gets no traffic unless every set of the record is 0
-            "share": {
-                f"{g}/{slot}": (round(100 * w / total, 1) if total else None)
-                for g, slots in per_group.items() for slot, w in slots.items()
-            },
-        })
-    elbs = []
-    for group, state in states.items():
-        for name, by_slot in sorted(state.registrations.items()):
-            health = state.health.get(name, {})
-            elbs.append({
-                "group": group,
-                "elb": name,
-                "slots": {
-                    slot: [{"instance": i, "state": health.get(i, "Unknown")} for i in ids]
-                    for slot, ids in sorted(by_slot.items())
-                },
-                "in_service": sum(1 for s in health.values() if s == elb_reads.IN_SERVICE),
-            })
-    return {"records": records, "elbs": elbs}

@@ -21,7 +21,7 @@ from rotator.identity import holder
 from rotator.model import RotationStatus
 from rotator.ports import LockHeld, SlotOutputs
 from rotator.state.pair_events import unfinished_failover
-from rotator.traffic.spec import ElbSpec, RecordSpec
+from rotator.traffic.spec import RecordSpec
 
 
 def _live_side(session, state) -> PairSide:
@@ -40,8 +40,7 @@ def _live_side(session, state) -> PairSide:
         live = next(iter(slots))
     outputs = SlotOutputs.from_dict(slots[live]) if live in slots else None
     return PairSide(
-        group=session.group.name, slot=live, outputs=outputs,
-        elbs=[ElbSpec(e.name, e.role) for e in session.group.traffic.elbs],
+        group=session.group.name, slot=live, outputs=outputs, edge=session.traffic.edge,
         elb=session.access.client("elb", client_config()),
     )
 

@@ -31,6 +31,7 @@ class SlotOutputs:
     elb_dns: str
     instances: dict[str, list[str]] = field(default_factory=dict)  # role -> instance ids
     ami: str = ""
+    private_ips: dict[str, list[str]] = field(default_factory=dict)  # role -> private IPs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class SlotOutputs:
             "elb_dns": self.elb_dns,
             "instances": {k: list(v) for k, v in self.instances.items()},
             "ami": self.ami,
+            "private_ips": {k: list(v) for k, v in self.private_ips.items()},
         }
 
     @classmethod
@@ -49,6 +51,7 @@ class SlotOutputs:
             elb_dns=data["elb_dns"],
             instances={k: list(v) for k, v in data.get("instances", {}).items()},
             ami=data.get("ami", ""),
+            private_ips={k: list(v) for k, v in data.get("private_ips", {}).items()},
         )
 
 
@@ -168,7 +171,7 @@ class HealthSource(Protocol):
 
 
 # --------------------------------------------------------------------------
-# Traffic (Route53 weights + classic ELB registrations)
+# Traffic (Route53 weights + the edge listener's weights)
 
 
 @dataclass
@@ -177,10 +180,12 @@ class TrafficState:
 
     # record key ("zone/name/type") -> slot -> weight
     weights: dict[str, dict[str, int]] = field(default_factory=dict)
-    # ELB name -> slot -> registered instance ids
+    # edge load balancer -> slot -> targets registered (or draining) in its target group
     registrations: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    # ELB name -> instance id -> "InService" / "OutOfService" / ...
+    # edge load balancer -> target -> "healthy" / "initial" / "draining" / ...
     health: dict[str, dict[str, str]] = field(default_factory=dict)
+    # edge load balancer -> slot -> weight on its listener
+    edge_weights: dict[str, dict[str, int]] = field(default_factory=dict)
     # record key -> SetIdentifier -> weight, of the sets of *other* groups in the same
     # records (a master/slave pair shares its records)
     others: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -189,7 +194,8 @@ class TrafficState:
         return sum(sum(w.values()) for w in self.others.values())
 
     def slot_weight(self, slot: str) -> int:
-        return sum(w.get(slot, 0) for w in self.weights.values())
+        """The slot's weight summed over every record and edge listener."""
+        return sum(w.get(slot, 0) for w in [*self.weights.values(), *self.edge_weights.values()])
 
     def slot_registered(self, slot: str) -> int:
         return sum(len(r.get(slot, [])) for r in self.registrations.values())

@@ -33,14 +33,17 @@ def group_status(project: Project, name: str) -> dict[str, Any]:
                            "step": record.current_step.name if record.current_step else None,
                            "updated": record.updated_at}
     try:
-        session.remember_slots()
         state = session.traffic.read()
         out["records"] = state.weights
-        out["elbs"] = {
-            elb: {"registered": regs,
-                  "health": state.health.get(elb, {})}
-            for elb, regs in state.registrations.items()
-        }
+        edge = session.traffic.edge
+        if edge is not None:
+            view = edge.read()
+            out["edge"] = {
+                "load_balancer": edge.spec.load_balancer,
+                "weights": view.weights,
+                "targets": {slot: [t.to_dict() for t in targets]
+                            for slot, targets in view.targets.items()},
+            }
         totals = {s: state.slot_weight(s) for s in ("blue", "green")}
         live = [s for s, w in totals.items() if w > 0]
         out["live_slots"] = live
@@ -102,10 +105,13 @@ def _render_status(st: dict[str, Any], console: Console) -> None:
         table.add_column("weights (set identifier)")
         for key, weights in sorted(st["records"].items()):
             table.add_row(f"  {key}", ", ".join(f"{k} {v}" for k, v in sorted(weights.items())))
-        for elb, info in sorted(st["elbs"].items()):
-            regs = "; ".join(f"{slot}: {len(ids)} ({', '.join(info['health'].get(i, '?') for i in ids)})"
-                             for slot, ids in sorted(info["registered"].items()) if ids)
-            table.add_row(f"  elb {elb}", regs or "nothing registered")
+        edge = st.get("edge")
+        if edge:
+            table.add_row(f"  edge {edge['load_balancer']}", ", ".join(
+                f"{slot} {w}" for slot, w in sorted(edge["weights"].items())))
+            for slot, targets in sorted(edge["targets"].items()):
+                listed = ", ".join(f"{t['ip']} {t['state']}" for t in targets)
+                table.add_row(f"    target group {slot}", listed or "no targets")
         console.print(table)
     for slot, entry in st["slots"].items():
         console.print(f"  slot {slot}: ami {entry.get('ami') or '?'}")

@@ -258,8 +258,10 @@ def _weights(ctx: StepContext, candidate_weight: int) -> dict[str, int]:
 
 
 def world_weights(state: TrafficState) -> dict[str, int] | None:
-    """Per-slot share now (slots at 0 left out), or None when the records disagree."""
-    seen = {tuple(sorted((s, w) for s, w in ws.items() if w)) for ws in state.weights.values()}
+    """Per-slot share now (slots at 0 left out), or None when the records, or the records
+    and the edge listener, disagree."""
+    layers = [*state.weights.values(), *state.edge_weights.values()]
+    seen = {tuple(sorted((s, w) for s, w in ws.items() if w)) for ws in layers}
     if len(seen) > 1:
         return None
     return dict(seen.pop()) if seen else {}
@@ -385,11 +387,11 @@ class RollbackWeights(Step):
 
     def act(self, ctx, state):
         target = {state.params["slot"]: 100, ctx.record.candidate: 0}
-        world = world_weights(ctx.traffic.read()) or {}
-        if (world.get(ctx.record.candidate, 0) == 0 and not ctx.record.weights.get(
+        world = ctx.traffic.read()
+        if (world.slot_weight(ctx.record.candidate) == 0 and not ctx.record.weights.get(
                 ctx.record.candidate) and not ctx.journal(state).pending()):
             ctx.record.weights = target
-            return  # the candidate never carried traffic
+            return  # the candidate never carried traffic, on any layer
         ctx.record.weights = {}  # whatever the world holds, put it back on stable
         ctx.traffic.set_weights(target, ctx.live_slots(), expected=None,
                                 journal=ctx.journal(state))

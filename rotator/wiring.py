@@ -22,7 +22,7 @@ from rotator.engine import Engine, Event
 from rotator.environment import Environment, load_environment
 from rotator.errors import InputError
 from rotator.model import RotationRecord, RotationStatus
-from rotator.ports import RecordStore, SlotOutputs
+from rotator.ports import RecordStore
 from rotator.state.control import operator_request
 from rotator.steps import requirements
 from rotator.tls import TlsSettings
@@ -251,29 +251,20 @@ def make_health(group: GroupConfig, env: Environment) -> Deferred:
 def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
     from rotator.traffic.calls import client_config
     from rotator.traffic.router import build_group_router
-    from rotator.traffic.spec import ElbSpec, RecordSpec
+    from rotator.traffic.spec import EdgeSpec, RecordSpec
 
-    ec2 = access.client("ec2")
-
-    @functools.lru_cache(maxsize=4096)
-    def slot_of(instance_id: str) -> str | None:
-        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        for res in found:
-            for inst in res["Instances"]:
-                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-                if tags.get("group") == group.name:
-                    return tags.get("slot")
-        return None
-
+    edge = group.traffic.edge
     return build_group_router(
         group.name,
         [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl) for r in group.traffic.records],
-        [ElbSpec(name=e.name, role=e.role) for e in group.traffic.elbs],
+        None if edge is None else EdgeSpec(
+            load_balancer=edge.load_balancer, target_groups=dict(edge.target_groups),
+            port=edge.port, role=edge.role),
         # the routers retry with their own jittered backoff: botocore must not retry too
         route53=access.client("route53", client_config()),
         elb=access.client("elb", client_config()),
+        elbv2=access.client("elbv2", client_config()),
         services_passing=services_passing,
-        slot_of=slot_of,
     )
 
 
@@ -407,7 +398,6 @@ class Session:
         self.preflight(ami)
         renderer = self._renderer(output, interactive)
         try:
-            self.remember_slots()
             return self.engine(renderer, interactive).start(ami, break_lock=break_lock)
         finally:
             renderer.close()
@@ -415,15 +405,9 @@ class Session:
     def resume(self, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
         renderer = self._renderer(output, interactive)
         try:
-            self.remember_slots()
             return self.engine(renderer, interactive).resume(break_lock=break_lock)
         finally:
             renderer.close()
-
-    def remember_slots(self) -> None:
-        data = self.store.load(self.group.name)
-        if data and hasattr(self.traffic, "remember"):
-            self.traffic.remember({s: SlotOutputs.from_dict(o) for s, o in data["slots"].items()})
 
     def request(self, *, abort: str | None = None, promote: bool = False,
                 output: str = "text", via: str = "rotate") -> RotationRecord | None:

@@ -260,3 +260,21 @@ def test_credentials_shared_across_partitions_are_refused_at_every_rotation(proj
               _set("aws.credentials", {"profile": "shared"}))
     with pytest.raises(InputError, match="profile shared is also used in partition aws"):
         Session(project, project.group("prd-cn"), project.policy("blue-green"), Environment())
+
+
+def test_a_slot_cidr_overlapping_the_edge_vpc_is_refused(project):
+    """The region's edge VPC peers with every slot and routes to each slot's CIDR: AWS refuses
+    a peering between overlapping CIDRs (EC2 CreateVpcPeeringConnection: "You cannot create a
+    VPC peering connection between VPCs that have matching or overlapping IPv4 CIDR blocks")."""
+    shutil.copytree(ROOT / "edge", project.root / "edge")
+    edit_yaml(project.groups_dir / "prd-cn" / "group.yaml",
+              _set("terraform.vars.slot_cidrs.green", "10.250.128.0/17"))
+    edit_yaml(project.groups_dir / "ops-cn" / "group.yaml",
+              _set("terraform.vars.slot_cidrs.blue", "10.20.0.0/16"))
+    code, output = validate(project)
+    assert code == 2, output
+    assert "groups/prd-cn/group.yaml: terraform.vars.slot_cidrs.green" in output
+    assert "overlaps 10.250.0.0/16 of the edge VPC" in output
+    # groups are read in name order: prd-cn blue meets ops-cn blue, which came first
+    assert "groups/prd-cn/group.yaml: terraform.vars.slot_cidrs.blue" in output
+    assert "overlaps 10.20.0.0/16 of ops-cn blue" in output

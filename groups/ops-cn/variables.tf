@@ -25,3 +25,8 @@ variable "instance_type" {
   type    = string
   default = "t3.micro"
 }
+
+variable "slot_cidrs" {
+  description = "VPC CIDR per slot (group.yaml terraform.vars: rotate validate checks them)."
+  type        = map(string)
+}

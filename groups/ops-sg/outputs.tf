@@ -17,3 +17,7 @@ output "instance_ids" {
 output "ami" {
   value = module.slot.ami
 }
+
+output "private_ips" {
+  value = module.slot.private_ips
+}

@@ -29,8 +29,6 @@ module "slot" {
   agent_count   = var.agent_count
   proxy_count   = var.proxy_count
   instance_type = var.instance_type
-  slot_cidrs = {
-    blue  = "10.40.0.0/16"
-    green = "10.41.0.0/16"
-  }
+  slot_cidrs    = var.slot_cidrs
+  edge          = "edge-sg"
 }

@@ -491,12 +491,14 @@ def parse_outputs(text: str) -> SlotOutputs:
         raise TerraformError(f"the group defines no output {name!r}")
 
     instances = value("instance_ids", {}) or {}
+    addresses = value("private_ips", {}) or {}
     return SlotOutputs(
         marathon_url=str(value("marathon_url")),
         elb_name=str(value("elb_name")),
         elb_dns=str(value("elb_dns_name")),
         instances={str(role): [str(i) for i in ids] for role, ids in instances.items()},
         ami=str(value("ami", "")),
+        private_ips={str(role): [str(i) for i in ips] for role, ips in addresses.items()},
     )
 
 

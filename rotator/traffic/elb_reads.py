@@ -1,4 +1,4 @@
-"""Reads of classic ELB state, shared by the routers, the guard and failover.
+"""Reads of a slot's own classic ELB (where its DNS records point), for the guard and failover.
 
 Membership is read with ``DescribeLoadBalancers``: the register/deregister
 answers are not trusted to list the members (moto gets them wrong).
@@ -50,13 +50,6 @@ def instance_health(calls: AwsCalls, elb: Any, name: str) -> dict[str, str]:
 
 def in_service(health: dict[str, str]) -> set[str]:
     return {i for i, state in health.items() if state == IN_SERVICE}
-
-
-def draining_timeout(calls: AwsCalls, elb: Any, name: str) -> float:
-    """Seconds of connection draining (0 when draining is off)."""
-    answer = calls(elb, "describe_load_balancer_attributes", LoadBalancerName=name)
-    draining = answer["LoadBalancerAttributes"].get("ConnectionDraining", {})
-    return float(draining.get("Timeout", 0)) if draining.get("Enabled") else 0.0
 
 
 def canonical_zone_id(calls: AwsCalls, elb: Any, name: str) -> str:

@@ -1,14 +1,14 @@
-"""The group's traffic router: Route53 weights and edge ELB registrations together.
+"""The group's traffic router: Route53 weights and the edge listener's weights together.
 
 Order of one step, chosen so capacity is always there before traffic is:
-1. register the instances the new weights call for in the edge ELBs and wait
-   until they are InService (a slot gaining weight is checked by the guard);
-2. move the Route53 weights (guarded: the slot's own ELB must have InService
-   instances and its services must pass), wait INSYNC, verify;
-3. only then deregister what the weights no longer call for (never the last
-   InService instances).
-A failure in 1 leaves the old registrations and weights untouched; a failure
-in 2 leaves extra registrations, which the next attempt or the rollback cleans.
+1. the guard checks every slot that gains weight (its services pass, its own load
+   balancer has InService instances: the DNS records point there);
+2. the edge: register the proxies of the slots that carry weight in their target groups
+   and wait until they are healthy, then one ModifyListener sets the step's weights;
+3. Route53: one batch per hosted zone, wait INSYNC, verify.
+A failure in 1 or 2 leaves the weights untouched; a failure in 3 leaves the layers apart,
+which the next attempt or the rollback puts right. Targets leave the edge only when their
+slot is retired (``remove_slot``), after its weight is 0 on both layers.
 """
 
 from __future__ import annotations
@@ -17,34 +17,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rotator.guards import ServicesPassing, TrafficGuard
 from rotator.ports import ChangeJournal, SlotOutputs, TrafficState
 from rotator.traffic.calls import AwsCalls
-from rotator.traffic.elb import ElbRouter
+from rotator.traffic.edge import EdgeRouter
+from rotator.traffic.guard import ServicesPassing, TrafficGuard
 from rotator.traffic.route53 import Route53Router, validate_weights
-from rotator.traffic.spec import ElbSpec, RecordSpec
+from rotator.traffic.spec import EdgeSpec, RecordSpec
 
 
 class GroupTrafficRouter:
-    """``TrafficRouter`` for one group: its records and its edge ELBs."""
+    """``TrafficRouter`` for one group: its records and its part of the edge."""
 
-    def __init__(self, dns: Route53Router, elbs: ElbRouter, guard: TrafficGuard):
+    def __init__(self, dns: Route53Router, edge: EdgeRouter | None, guard: TrafficGuard):
         self.dns = dns
-        self.elbs = elbs
+        self.edge = edge
         self.guard = guard
 
-    def remember(self, slots: dict[str, SlotOutputs]) -> None:
-        """Tell the router which instances belong to which slot (from a stored record)."""
-        self.elbs.remember(slots)
-
     def read(self) -> TrafficState:
-        """What the world says: weights, registrations, instance health."""
-        dns = self.dns.read()
-        edge = self.elbs.read()
-        return TrafficState(
-            weights=dns.weights, registrations=edge.registrations, health=edge.health,
-            others=dns.others,
-        )
+        """What the world says: weights on both layers, edge targets and their health."""
+        state = self.dns.read()
+        if self.edge is not None:
+            edge = self.edge.read()
+            name = self.edge.spec.load_balancer
+            state.edge_weights = {name: edge.weights}
+            state.registrations = {name: {s: edge.registered(s) for s in edge.targets}}
+            state.health = {name: {t.ip: t.state for ts in edge.targets.values() for t in ts}}
+        return state
 
     def set_weights(
         self,
@@ -60,21 +58,27 @@ class GroupTrafficRouter:
         current = self.dns.read().weights
         self.dns.check_expected(current, weights, expected)
         checked = self.dns.guard_increases(current, weights, slots)
-        waited = self.elbs.register_phase(weights, slots, checked=checked)
-        # The verdict just given stands for the weight change too (each check costs round
-        # trips), unless waiting for InService let time pass: then the guard asks again.
-        self.dns.set_weights(weights, slots, expected,
-                             checked=frozenset() if waited else checked, journal=journal)
-        self.elbs.deregister_phase(weights, slots)
+        if self.edge is not None:
+            if self.edge.register_phase(weights, slots, checked=checked):
+                # waiting for healthy targets let time pass: the guard asks again before
+                # any weight moves (each check costs round trips, so only then)
+                checked = self.dns.guard_increases(current, weights, slots)
+            self.edge.set_weights(weights)
+        self.dns.set_weights(weights, slots, expected, checked=checked, journal=journal)
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
-        return self.dns.settled(weights, slots, wait) and self.elbs.settled(weights, slots, wait)
+        return self.dns.settled(weights, slots, wait) and (
+            self.edge is None or self.edge.settled(weights))
 
     def remove_slot(self, slot: str, outputs: SlotOutputs | None, *,
                     journal: ChangeJournal | None = None) -> float:
-        """Weight must already be 0 (guarded); delete its records, deregister, return draining."""
+        """Weight must already be 0 (guarded); delete its records, deregister its edge
+        targets, return the seconds of draining."""
         self.dns.remove_slot(slot, outputs, journal=journal)
-        return self.elbs.remove_slot(slot, outputs)
+        return self.edge.remove_slot(slot) if self.edge is not None else 0.0
+
+    def drained(self, slot: str) -> bool:
+        return self.edge is None or self.edge.drained(slot)
 
     def check_destroy(self, slot: str) -> None:
         """Refuse (Refused) while the slot still has weight or registrations."""
@@ -88,27 +92,27 @@ class GroupTrafficRouter:
 def build_group_router(
     group: str,
     records: list[RecordSpec],
-    elbs: list[ElbSpec],
+    edge: EdgeSpec | None,
     *,
     route53: Any,
     elb: Any,
+    elbv2: Any,
     services_passing: ServicesPassing | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     change_timeout: float = 300.0,
-    in_service_timeout: float = 300.0,
+    healthy_timeout: float = 300.0,
     poll_interval: float = 2.0,
-    slot_of: Callable[[str], str | None] | None = None,
 ) -> GroupTrafficRouter:
-    """The usual wiring: one call counter, one guard shared by both sides."""
+    """The usual wiring: one call counter, one guard shared by both layers."""
     calls = AwsCalls(sleep=sleep)
     guard = TrafficGuard(elb, services_passing, calls)
     dns = Route53Router(
         group, records, route53, elb=elb, guard=guard, calls=calls, clock=clock, sleep=sleep,
         change_timeout=change_timeout, poll_interval=poll_interval,
     )
-    edge = ElbRouter(
-        group, elbs, elb, guard=guard, calls=calls, clock=clock, sleep=sleep,
-        in_service_timeout=in_service_timeout, poll_interval=poll_interval, slot_of=slot_of,
+    edge_router = None if edge is None else EdgeRouter(
+        group, edge, elbv2, guard=guard, calls=calls, clock=clock, sleep=sleep,
+        healthy_timeout=healthy_timeout, poll_interval=poll_interval,
     )
-    return GroupTrafficRouter(dns, edge, guard)
+    return GroupTrafficRouter(dns, edge_router, guard)

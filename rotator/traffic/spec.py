@@ -1,4 +1,4 @@
-"""What a group's traffic is made of: its DNS records and its long-lived edge ELBs."""
+"""What a group's traffic is made of: its DNS records and its part of the region's edge."""
 
 from __future__ import annotations
 
@@ -59,8 +59,12 @@ class RecordSpec:
 
 
 @dataclass(frozen=True)
-class ElbSpec:
-    """A long-lived edge ELB (classic) fed by the instances of one role of the live slot."""
+class EdgeSpec:
+    """The group's part of its region's edge: the ALB ``load_balancer`` whose listener on
+    ``port`` forwards to one target group per slot; the slot's instances of ``role`` are
+    registered there by private IP."""
 
-    name: str
+    load_balancer: str
+    target_groups: dict[str, str]  # slot -> target group name
+    port: int = 80
     role: str = "proxy"

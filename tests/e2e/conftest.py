@@ -1,8 +1,8 @@
 """End to end: the `rotate` command against a sandbox of its own, in a copy of the project.
 
 The copy holds prd-cn and the prd-sg pair, the edge roots, the shipped policies and a
-few fast test policies; the edge ELBs drain for 2 s instead of 30 so a rotation takes
-about a minute. The sandbox is started once for the session and stopped after it.
+few fast test policies; the edge target groups drain for 2 s instead of 10 so a rotation
+takes about a minute. The sandbox is started once for the session and stopped after it.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class Sandbox:
         members = {d["LoadBalancerName"]: sorted(i["InstanceId"] for i in d["Instances"])
                    for d in elb.describe_load_balancers()["LoadBalancerDescriptions"]
                    if d["LoadBalancerName"].startswith(group)}
+        edge_targets, edge_weights = self.edge(group, region)
         r53 = self.client("route53", region)
         records = {}
         for zone in r53.list_hosted_zones()["HostedZones"]:
@@ -150,7 +151,29 @@ class Sandbox:
                 if state.get("resources"):
                     workspaces.add(m.group(1))
         return {"instances": instances, "elb_members": members, "records": records,
-                "workspaces": sorted(workspaces)}
+                "workspaces": sorted(workspaces), "edge_targets": edge_targets,
+                "edge_weights": edge_weights}
+
+    def edge(self, group: str, region: str) -> tuple[dict, dict]:
+        """The group's target groups in the edge: slot -> registered IPs (draining included),
+        and slot -> weight on the edge listener (empty for a group without an edge)."""
+        import yaml
+
+        conf = yaml.safe_load((self.root / "groups" / group / "group.yaml").read_text())
+        edge = (conf.get("traffic") or {}).get("edge")
+        if not edge:
+            return {}, {}
+        elbv2 = self.client("elbv2", region)
+        arns = {slot: elbv2.describe_target_groups(Names=[name])["TargetGroups"][0][
+            "TargetGroupArn"] for slot, name in edge["target_groups"].items()}
+        targets = {slot: sorted(d["Target"]["Id"] for d in elbv2.describe_target_health(
+            TargetGroupArn=arn)["TargetHealthDescriptions"]
+            if d["TargetHealth"]["State"] != "unused") for slot, arn in arns.items()}
+        lb = elbv2.describe_load_balancers(Names=[edge["load_balancer"]])["LoadBalancers"][0]
+        listener = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
+        by_arn = {t["TargetGroupArn"]: t["Weight"]
+                  for t in listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]}
+        return targets, {slot: by_arn.get(arn, 0) for slot, arn in arns.items()}
 
     def live_slot(self, group: str = "prd-cn") -> str:
         snap = self.snapshot(group)
@@ -169,9 +192,9 @@ def _prepare(root: Path) -> None:
     shutil.copytree(ROOT / "policies", root / "policies")
     for name, text in FAST_POLICIES.items():
         (root / "policies" / f"{name}.yaml").write_text(text.lstrip())
-    for tf in (root / "edge").rglob("*.tf"):
-        tf.write_text(re.sub(r"connection_draining_timeout\s*=\s*\d+",
-                             "connection_draining_timeout = 2", tf.read_text()))
+    for conf in (root / "groups").glob("*/group.yaml"):  # short draining: faster retires
+        conf.write_text(re.sub(r"deregistration_delay: \d+", "deregistration_delay: 2",
+                               conf.read_text()))
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from rotator.config import Project
 from rotator.infra.terraform import TerraformInfrastructure, TerraformRoot
 from rotator.sandbox.aws import AwsEmulator
 from rotator.sandbox.terraform_runtime import REGION_OF_GROUP, TerraformRuntime
@@ -33,9 +35,11 @@ class TfWorld:
         return self.amis[REGION_OF_GROUP[group]]
 
     def group(self, name: str, folder: Path | None = None, **settings) -> TerraformInfrastructure:
-        """An adapter on groups/<name> (or a copy of it), with its own data dir and state key."""
+        """An adapter on groups/<name> (or a copy of it), with its own data dir and state key,
+        and the variables its group.yaml gives."""
         key = f"tests/{name}-{uuid.uuid4().hex[:8]}/terraform.tfstate"
         data_dir = self.scratch / f"data-{uuid.uuid4().hex[:8]}"
+        settings.setdefault("variables", dict(Project(REPO).group(name).terraform.vars))
         return TerraformInfrastructure(
             folder or GROUPS / name,
             group=name,
@@ -43,6 +47,8 @@ class TfWorld:
                 name, REGION_OF_GROUP[name], key=key, data_dir=data_dir, **settings
             ),
         )
+
+    edges: dict[str, dict] = None  # edge name -> its outputs, applied once per session
 
     def edge(self, name: str) -> TerraformRoot:
         region = EDGE_REGION[name]
@@ -52,8 +58,8 @@ class TfWorld:
             settings=self.runtime.settings(
                 "edge",
                 region,
-                key=f"tests/edge-{name}-{uuid.uuid4().hex[:8]}/terraform.tfstate",
-                data_dir=self.scratch / f"data-edge-{name}-{uuid.uuid4().hex[:8]}",
+                key=f"tests/edge-{name}/terraform.tfstate",
+                data_dir=self.scratch / f"data-edge-{name}",
             ),
         )
 
@@ -96,7 +102,17 @@ def tf_world(tmp_path_factory):
     try:
         runtime.start(REGIONS)
         amis = {r: emulator.register_ami("rotator-base", region=r) for r in REGIONS}
-        yield TfWorld(emulator, runtime, amis, scratch)
+        world = TfWorld(emulator, runtime, amis, scratch)
+        # The regions' edges are long-lived and every slot peers with its region's: apply
+        # them once (in parallel: the provider waits about a minute for each load balancer).
+        with ThreadPoolExecutor(len(EDGE_REGION)) as pool:
+            applied = {e: pool.submit(world.edge(e).apply) for e in EDGE_REGION}
+            world.edges = {e: f.result() for e, f in applied.items()}
+        yield world
+        for e in EDGE_REGION:
+            root = world.edge(e)
+            root.destroy_root()
+            assert root.resources("default") == [], "an edge root destroys cleanly"
     finally:
         runtime.stop()
         emulator.stop()

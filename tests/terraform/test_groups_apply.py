@@ -8,7 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from rotator.config import Project
 from rotator.sandbox.terraform_runtime import REGION_OF_GROUP
+
+from .conftest import EDGE_REGION, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +56,13 @@ def test_every_group_applies_replans_clean_and_destroys(tf_world):
         assert out.ami == tf_world.ami(name)
         assert out.elb_name == f"{name}-blue"
         assert re.fullmatch(r"http://10\.\d+\.\d+\.\d+:8080", out.marathon_url)
+        counts = Project(REPO).group(name).terraform.vars
         assert {r: len(ids) for r, ids in out.instances.items()} == {
-            "mesos-agent": 2,
-            "proxy": 2,
+            "mesos-agent": counts.get("agent_count", 2),
+            "proxy": counts.get("proxy_count", 2),
             "marathon": 1,
         }
+        assert len(out.private_ips["proxy"]) == counts.get("proxy_count", 2)
         assert infra.slots_with_resources() == []
         assert infra.read_outputs("blue") is None
 
@@ -101,25 +106,30 @@ def _coexisting_green(world, shared):
     return green
 
 
-def cycle_edge(tf_world, edge):
-    """Apply an edge root, re-plan (no changes), check what it made, destroy it."""
-    root = tf_world.edge(edge)
-    out = root.apply()
-    try:
-        plan = root.plan_root()
-        assert (plan.add, plan.change, plan.destroy) == (0, 0, 0), plan.resources
-        region = {"cn": "cn-north-1", "sg": "ap-southeast-1"}[edge]
+def test_edges_converge_also_after_rotator_moved_the_weights(tf_world):
+    """Each region's edge: an ALB per group (one per pair), a target group per slot (ip,
+    the group's deregistration delay), a listener forwarding to them by weight. rotator owns
+    the weights (Terraform ignores them): after a ModifyListener the plan is still empty."""
+    for edge, region in EDGE_REGION.items():
+        out = tf_world.edges[edge]
         zone = f"rotator-demo.{edge}."
         assert out["zone_name"].rstrip(".") + "." == zone
-        r53 = tf_world.emulator.client("route53", region, internal=True)
-        assert r53.get_hosted_zone(Id=out["zone_id"])["HostedZone"]["Name"] == zone
         groups = [g for g, r in REGION_OF_GROUP.items() if r == region]
-        assert sorted(out["edge_elbs"]) == sorted(groups)
-        elb = tf_world.emulator.client("elb", region, internal=True)
-        names = [v["name"] for v in out["edge_elbs"].values()]
-        found = elb.describe_load_balancers(LoadBalancerNames=names)["LoadBalancerDescriptions"]
-        assert sorted(d["LoadBalancerName"] for d in found) == sorted(f"{g}-edge" for g in groups)
-        assert all(d["ListenerDescriptions"][0]["Listener"]["LoadBalancerPort"] == 80 for d in found)
-    finally:
-        root.destroy_root()
-    assert root.resources("default") == []
+        owners = {Project(REPO).group(g).traffic.edge.load_balancer for g in groups}
+        assert sorted(out["load_balancers"]) == sorted(owners)
+        assert sorted(out["target_groups"]) == sorted(f"{g}/{s}" for g in groups
+                                                      for s in ("blue", "green"))
+        elbv2 = tf_world.emulator.client("elbv2", region, internal=True)
+        for lb in out["load_balancers"].values():
+            listener = elbv2.describe_listeners(LoadBalancerArn=lb["arn"])["Listeners"][0]
+            forward = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+            tgs = [t["TargetGroupArn"] for t in forward]
+            elbv2.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[
+                {"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                    {"TargetGroupArn": arn, "Weight": 5 if i == 0 else 95 if i == 1 else 0}
+                    for i, arn in enumerate(tgs)]}}])
+            attrs = elbv2.describe_target_group_attributes(TargetGroupArn=tgs[0])["Attributes"]
+            assert {a["Key"]: a["Value"] for a in attrs}[
+                "deregistration_delay.timeout_seconds"] == "10"
+        plan = tf_world.edge(edge).plan_root()
+        assert (plan.add, plan.change, plan.destroy) == (0, 0, 0), plan.resources

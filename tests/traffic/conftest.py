@@ -5,7 +5,6 @@ import uuid
 import pytest
 
 from rotator.sandbox.aws import AwsEmulator
-from rotator.traffic import ElbSpec
 
 from .world import World, clients, prd_cn_records
 
@@ -21,12 +20,12 @@ def aws_emulator():
 def make_world(emulator, region: str) -> World:
     emulator.clear_faults()
     emulator.clear_instance_health()
-    route53, elb, ec2 = clients(emulator, region)
+    route53, elb, ec2, elbv2 = clients(emulator, region)
     tag = uuid.uuid4().hex[:8]
     ami = emulator.register_ami(f"rotator-test-{tag}", region=region)
     emulator.reset_calls()
-    return World(emulator=emulator, region=region, route53=route53, elb=elb, ec2=ec2, ami=ami,
-                 tag=tag)
+    return World(emulator=emulator, region=region, route53=route53, elb=elb, ec2=ec2,
+                 elbv2=elbv2, ami=ami, tag=tag)
 
 
 @pytest.fixture
@@ -41,21 +40,20 @@ def sg_world(aws_emulator) -> World:
 
 @pytest.fixture
 def prd_cn(cn_world):
-    """prd-cn: 3 records in 2 zones, an edge ELB, blue live at 100, green built."""
+    """prd-cn: 3 records in 2 zones, an edge ALB, blue live at 100, green built."""
     from rotator.traffic import build_group_router
 
     w = cn_world
     records = prd_cn_records(w)
     zones = {"demo": w.zone(records[0].zone), "internal": w.zone(records[2].zone)}
-    edge = ElbSpec(name=w.n("prd-cn-edge"), role="proxy")
-    w.create_elb(edge.name)
+    edge = w.edge("prd-cn", ["prd-cn"])["prd-cn"]
     slots = {
         "blue": w.slot("prd-cn", "blue", {"proxy": 2, "agent": 2}),
         "green": w.slot("prd-cn", "green", {"proxy": 2, "agent": 2}),
     }
     w.services.update(blue=True, green=True)
     router = build_group_router(
-        "prd-cn", records, [edge], route53=w.route53, elb=w.elb,
+        "prd-cn", records, edge, route53=w.route53, elb=w.elb, elbv2=w.elbv2,
         services_passing=w.passing, clock=w.clock, sleep=w.clock.sleep,
     )
     router.set_weights({"blue": 100}, {"blue": slots["blue"]})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rotator.errors import Refused
-from rotator.failover import PairSide, failback, failover, status_data
-from rotator.traffic import ElbSpec, RecordSpec, build_group_router
+from rotator.failover import PairSide, failback, failover
+from rotator.traffic import RecordSpec, build_group_router
 
 MASTER, SLAVE = "prd-sg-master", "prd-sg-slave"
 
@@ -17,26 +17,26 @@ def pair(sg_world):
     zone = w.n("sg") + ".com."
     zone_id = w.zone(zone)
     records = [RecordSpec(zone=zone, name="api"), RecordSpec(zone=zone, name=f"www.{zone}", type="A")]
-    sides = {}
+    # the pair's edge belongs to the master; the slave has its target groups there too
+    specs = w.edge(MASTER, [MASTER, SLAVE])
+    sides, routers = {}, {}
+    w.services.update({MASTER: True, SLAVE: True, "blue": True, "green": True})
     for group, slot in ((MASTER, "blue"), (SLAVE, "green")):
         outputs = w.slot(group, slot, {"proxy": 2})
-        edge = ElbSpec(name=w.n(f"{group}-edge"))
-        w.create_elb(edge.name)
-        w.elb.register_instances_with_load_balancer(
-            LoadBalancerName=edge.name,
-            Instances=[{"InstanceId": i} for i in outputs.instances["proxy"]],
-        )
-        sides[group] = PairSide(group=group, slot=slot, outputs=outputs, elbs=[edge], elb=w.elb)
-    w.services.update({MASTER: True, SLAVE: True, "blue": True})
-    master_router = build_group_router(
-        MASTER, records, sides[MASTER].elbs, route53=w.route53, elb=w.elb,
-        services_passing=w.passing, clock=w.clock, sleep=w.clock.sleep,
-    )
-    master_router.set_weights({"blue": 100}, {"blue": sides[MASTER].outputs})
+        routers[group] = build_group_router(
+            group, records, specs[group], route53=w.route53, elb=w.elb, elbv2=w.elbv2,
+            services_passing=w.passing, clock=w.clock, sleep=w.clock.sleep)
+        sides[group] = PairSide(group=group, slot=slot, outputs=outputs,
+                                edge=routers[group].edge, elb=w.elb)
+    # both build (the slave's first build splits the pair), then the master takes it all
+    routers[SLAVE].set_weights({"green": 100}, {"green": sides[SLAVE].outputs})
+    routers[MASTER].set_weights({"blue": 100}, {"blue": sides[MASTER].outputs})
     w.emulator.reset_calls()
     kwargs = dict(records=records, route53=w.route53,
                   services_passing=lambda group, slot: w.services.get(group),
                   clock=w.clock, sleep=w.clock.sleep, wall_clock=lambda: 1_700_000_000.0)
+    failback(master=sides[MASTER], slave=sides[SLAVE], **kwargs)
+    w.emulator.reset_calls()
     return w, sides, records, zone_id, kwargs
 
 
@@ -56,25 +56,19 @@ def test_failover_while_master_fails_then_failback(pair):
     assert event["action"] == "failover" and event["from"] == MASTER and event["to"] == SLAVE
     assert event["forced"] is False and event["source_health"]["services"] == "failing"
     assert event["records"] == [spec.key for spec in records]
-    assert event["weights_before"][records[0].key] == {"prd-sg-master-blue": 100}
+    assert event["weights_before"][records[0].key] == {"prd-sg-master-blue": 100,
+                                                       "prd-sg-slave-green": 0}
     assert event["weights_after"][records[0].key] == {
         "prd-sg-master-blue": 0, "prd-sg-slave-green": 100}
     assert event["time"] == 1_700_000_000.0
 
-    # status shows both groups of the pair
-    routers = {
-        g: build_group_router(g, records, sides[g].elbs, route53=w.route53, elb=w.elb,
-                              services_passing=w.passing)
-        for g in (MASTER, SLAVE)
-    }
-    for g, router in routers.items():
-        router.remember({sides[g].slot: sides[g].outputs})
-    status = status_data({g: r.read() for g, r in routers.items()})
-    api = next(r for r in status["records"] if r["record"] == records[0].key)
-    assert api["weights"] == {MASTER: {"blue": 0}, SLAVE: {"green": 100}}
-    assert api["share"] == {f"{MASTER}/blue": 0.0, f"{SLAVE}/green": 100.0}
-    slave_edge = next(e for e in status["elbs"] if e["group"] == SLAVE)
-    assert slave_edge["in_service"] == 2 and list(slave_edge["slots"]) == ["green"]
+    # the pair's edge moved with the records: all of it on the slave's live target group
+    spec = sides[SLAVE].edge.spec
+    assert w.listener_weights(spec) == {
+        sides[MASTER].edge.spec.target_groups["blue"]: 0,
+        sides[MASTER].edge.spec.target_groups["green"]: 0,
+        spec.target_groups["blue"]: 0, spec.target_groups["green"]: 100}
+    assert w.emulator.calls()["elbv2:ModifyListener"] == 1
 
     w.services[MASTER] = True
     back = failback(master=sides[MASTER], slave=sides[SLAVE], **kwargs)
@@ -82,6 +76,8 @@ def test_failover_while_master_fails_then_failback(pair):
     assert pair_weights(w, zone_id, records) == {
         spec.key: {"prd-sg-master-blue": 100, "prd-sg-slave-green": 0} for spec in records
     }
+    assert w.listener_weights(spec)[sides[MASTER].edge.spec.target_groups["blue"]] == 100
+    assert w.listener_weights(spec)[spec.target_groups["green"]] == 0
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -91,11 +87,13 @@ def test_unhealthy_target_refused_even_forced(pair, force):
     with pytest.raises(Refused, match="target prd-sg-slave/green services are not passing"):
         failover(source=sides[MASTER], target=sides[SLAVE], force=force, **kwargs)
     w.services[SLAVE] = True
-    for instance_id in sides[SLAVE].outputs.instances["proxy"]:
-        w.emulator.set_instance_health(sides[SLAVE].elbs[0].name, instance_id, "OutOfService")
-    with pytest.raises(Refused, match="edge ELB"):
+    arn = sides[SLAVE].edge.target_group_arns()["green"]
+    for ip in sides[SLAVE].outputs.private_ips["proxy"]:
+        w.emulator.set_target_health(arn, ip, "unhealthy")
+    with pytest.raises(Refused, match="no healthy target in edge"):
         failover(source=sides[MASTER], target=sides[SLAVE], force=force, **kwargs)
     assert "route53:ChangeResourceRecordSets" not in w.emulator.calls()
+    assert "elbv2:ModifyListener" not in w.emulator.calls()
 
 
 def test_source_that_cannot_be_observed_needs_force(pair):

@@ -9,8 +9,9 @@ from rotator.ports import TrafficState
 
 WRITES = (
     "route53:ChangeResourceRecordSets",
-    "elb:RegisterInstancesWithLoadBalancer",
-    "elb:DeregisterInstancesFromLoadBalancer",
+    "elbv2:RegisterTargets",
+    "elbv2:ModifyListener",
+    "elbv2:DeregisterTargets",
 )
 
 
@@ -40,30 +41,30 @@ def test_one_move_asks_about_each_growing_slot_once(prd_cn):
     assert w.asked == ["blue"]
 
 
-def test_services_failing_while_instances_come_in_service_stop_the_weight(prd_cn):
-    """After a wait for InService the guard asks again before any weight moves."""
+def test_services_failing_while_targets_become_healthy_stop_the_weight(prd_cn):
+    """After a wait for healthy targets the guard asks again before any weight moves."""
     w, router, slots, _, _ = prd_cn
-    edge = router.elbs.elbs[0].name
-    green_proxies = slots["green"].instances["proxy"]
-    for instance_id in green_proxies:
-        w.emulator.set_instance_health(edge, instance_id, "OutOfService")
+    green = router.edge.target_group_arns()["green"]
+    for ip in slots["green"].private_ips["proxy"]:
+        w.emulator.set_target_health(green, ip, "initial")
 
-    def in_service_but_failing():
+    def healthy_but_failing():
         w.emulator.clear_instance_health()
         w.services["green"] = False
-    w.clock.on_sleep.append(in_service_but_failing)
+    w.clock.on_sleep.append(healthy_but_failing)
     w.asked.clear()
     with pytest.raises(Refused, match="green"):
         router.set_weights({"blue": 75, "green": 25}, slots, {"blue": 100})
     assert w.asked == ["green", "green"]
     assert all(v == {"blue": 100} for v in router.read().weights.values())
+    assert "elbv2:ModifyListener" not in w.emulator.calls()
 
 
-def test_the_elb_half_alone_still_guards_what_it_registers(prd_cn):
+def test_the_edge_alone_still_guards_what_it_registers(prd_cn):
     w, router, slots, _, _ = prd_cn
     w.services["green"] = False
     with pytest.raises(Refused, match="green"):
-        router.elbs.register_phase({"blue": 50, "green": 50}, slots)
+        router.edge.register_phase({"blue": 50, "green": 50}, slots)
     assert writes(w) == {}
 
 
@@ -87,23 +88,6 @@ def test_weight_may_leave_an_unhealthy_slot(prd_cn):
     assert all(v == {"blue": 100, "green": 0} for v in router.read().weights.values())
 
 
-def test_last_in_service_instances_are_never_deregistered(prd_cn):
-    w, router, slots, _, _ = prd_cn
-    edge = w.n("prd-cn-edge")
-    # blue alone in the edge ELB: taking it out would leave nothing
-    with pytest.raises(Refused, match="last InService"):
-        router.elbs.remove_slot("blue", slots["blue"])
-    # green registered too, but OutOfService: blue is still the last InService
-    router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
-    for instance_id in slots["green"].instances["proxy"]:
-        w.emulator.set_instance_health(edge, instance_id, "OutOfService")
-    w.emulator.reset_calls()
-    with pytest.raises(Refused, match="last InService"):
-        router.elbs.remove_slot("blue", slots["blue"])
-    assert writes(w) == {}
-    assert set(slots["blue"].instances["proxy"]) & set(w.members(edge))
-
-
 def test_records_carrying_weight_are_never_removed(prd_cn):
     w, router, slots, _, _ = prd_cn
     router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
@@ -113,19 +97,22 @@ def test_records_carrying_weight_are_never_removed(prd_cn):
     assert writes(w) == {}
 
 
-def test_destroy_refused_while_weight_or_registrations_remain(prd_cn):
+def test_destroy_refused_while_weight_or_targets_remain(prd_cn):
     w, router, slots, _, _ = prd_cn
     router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
     with pytest.raises(Refused, match="weight"):
         router.check_destroy("green")
     router.set_weights({"blue": 0, "green": 100}, slots, {"blue": 50, "green": 50})
-    # weight 0 and no registrations left for blue; green is live
+    # weight 0 on both layers, but blue's targets are still registered in the edge
+    with pytest.raises(Refused, match="targets still registered or draining"):
+        router.check_destroy("blue")
+    router.remove_slot("blue", slots["blue"])
     router.check_destroy("blue")
     with pytest.raises(Refused):
         router.check_destroy("green")
-    # registrations alone are enough to refuse
-    state = TrafficState(weights={"r": {"blue": 0}}, registrations={"edge": {"blue": ["i-1"]}})
-    with pytest.raises(Refused, match="still registered"):
+    # edge weight alone is enough to refuse
+    state = TrafficState(weights={"r": {"blue": 0}}, edge_weights={"edge": {"blue": 5}})
+    with pytest.raises(Refused, match="carries weight on the edge"):
         router.guard.check_destroy("blue", state)
 
 
@@ -137,5 +124,6 @@ def test_retire_deletes_only_the_old_slot_and_returns_draining(prd_cn):
     for zone, spec in zip([zones["demo"], zones["demo"], zones["internal"]], records, strict=True):
         assert w.weights(zone, spec.fqdn, spec.type) == {"prd-cn-green": 100}
     state = router.read()
-    assert state.slot_weight("green") == 300 and "blue" not in str(state.weights)
+    assert state.slot_weight("green") == 400  # 3 records and the edge listener
+    assert "blue" not in str(state.weights)
     router.check_destroy("blue")

@@ -3,10 +3,11 @@
 The engine runs with the real group router against the AWS emulator; the emulator's fault
 layer answers one call of the phase with a permanent error (protocol-correct body).
 AWS's error codes (AWS API references): Route53 ``InvalidChangeBatch`` (400) and
-``AccessDenied`` (403) on ChangeResourceRecordSets; classic ELB ``InvalidInstance`` (400) on
-RegisterInstancesWithLoadBalancer / DeregisterInstancesFromLoadBalancer, ``LoadBalancerNotFound``
-(400, "AccessPointNotFound" on the wire) and ``ValidationError`` (400) on any ELB call.
-None of these is retryable: the same request gets the same answer.
+``AccessDenied`` (403) on ChangeResourceRecordSets; ELBv2 ``ValidationError`` (400) on
+RegisterTargets and ModifyListener, ``InvalidTarget`` on DeregisterTargets,
+``TargetGroupNotFound`` and ``LoadBalancerNotFound``; classic ELB ``LoadBalancerNotFound`` on
+DescribeInstanceHealth (the slot's own ELB, checked by the guard). None of these is
+retryable: the same request gets the same answer.
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def _slot_fake_urls(slots):
 SHIFT_FAULTS = [
     ("route53:ChangeResourceRecordSets", "InvalidChangeBatch"),
     ("route53:ChangeResourceRecordSets", "AccessDenied"),
-    ("elb:RegisterInstancesWithLoadBalancer", "InvalidInstance"),
-    ("elb:DescribeLoadBalancers", "LoadBalancerNotFound"),
-    ("elb:DescribeInstanceHealth", "ValidationError"),
+    ("elbv2:RegisterTargets", "ValidationError"),
+    ("elbv2:ModifyListener", "ValidationError"),
+    ("elbv2:DescribeTargetHealth", "TargetGroupNotFound"),
+    ("elb:DescribeInstanceHealth", "LoadBalancerNotFound"),
 ]
 
 
@@ -83,7 +85,6 @@ SHIFT_FAULTS = [
 def test_a_permanent_error_during_shift_rolls_back_naming_the_call(prd_cn, operation, code):
     w, router, slots, _, _ = prd_cn
     slots = _slot_fake_urls(slots)
-    router.remember(slots)
     store = MemoryStore()
     eng, infra = _engine(w, router, slots, store, "shift", (operation, code))
     record = eng.start("ami-0123abcd")
@@ -93,15 +94,18 @@ def test_a_permanent_error_during_shift_rolls_back_naming_the_call(prd_cn, opera
     shift = next(s for s in record.steps if s.kind == "shift")
     assert shift.status.value == "failed"
     # the world is back: blue carries everything, green is gone from traffic and destroyed
-    assert all(v == {"blue": 100} for v in router.read().weights.values())
-    assert "green" not in router.read().registrations[w.n("prd-cn-edge")]
+    state = router.read()
+    assert all(v == {"blue": 100} for v in state.weights.values())
+    edge = router.edge.spec.load_balancer
+    assert state.edge_weights[edge] == {"blue": 100, "green": 0}
+    assert not state.registrations[edge]["green"]
     assert infra.destroyed == ["green"]
 
 
 RETIRE_FAULTS = [
     ("route53:ChangeResourceRecordSets", "InvalidChangeBatch"),
-    ("elb:DescribeInstanceHealth", "ValidationError"),
-    ("elb:DescribeLoadBalancerAttributes", "LoadBalancerNotFound"),
+    ("elbv2:DeregisterTargets", "InvalidTarget"),
+    ("elbv2:DescribeTargetGroupAttributes", "TargetGroupNotFound"),
 ]
 
 
@@ -110,7 +114,6 @@ def test_a_permanent_error_while_retiring_pauses_then_resume_finishes(prd_cn, op
     """The new slot already serves everything: retiring the old one stops for an operator."""
     w, router, slots, _, _ = prd_cn
     slots = _slot_fake_urls(slots)
-    router.remember(slots)
     store = MemoryStore()
     eng, infra = _engine(w, router, slots, store, "retire-traffic", (operation, code))
     record = eng.start("ami-0123abcd")
@@ -129,23 +132,22 @@ def test_a_permanent_error_while_retiring_pauses_then_resume_finishes(prd_cn, op
 def test_a_permanent_error_in_the_rollback_is_retried_then_it_finishes(prd_cn):
     w, router, slots, _, _ = prd_cn
     slots = _slot_fake_urls(slots)
-    router.remember(slots)
     store = MemoryStore()
     # the shift fails; taking the candidate out is refused once, then goes through
     eng, infra = _engine(w, router, slots, store, "shift",
-                         ("elb:RegisterInstancesWithLoadBalancer", "InvalidInstance"))
+                         ("elbv2:RegisterTargets", "ValidationError"))
     original = eng.on_event
 
     def also_rollback(event):
         original(event)
         if event.kind == "step-started" and event.step.kind == "rollback-traffic":
-            w.emulator.add_fault("elb:DescribeLoadBalancerAttributes", "ValidationError")
+            w.emulator.add_fault("elbv2:DescribeTargetGroupAttributes", "ValidationError")
 
     eng.on_event = also_rollback
     record = eng.start("ami-0123abcd")
     assert record.status is RotationStatus.ROLLED_BACK, record.reason
     notes = [e["msg"] for e in record.events]
-    assert any("DescribeLoadBalancerAttributes" in m and "ValidationError" in m
+    assert any("DescribeTargetGroupAttributes" in m and "ValidationError" in m
                for m in notes), notes
 
 
@@ -156,7 +158,6 @@ class Boom(Exception):
 def test_an_unexpected_exception_inside_a_step_rolls_back_and_says_what(prd_cn):
     w, router, slots, _, _ = prd_cn
     slots = _slot_fake_urls(slots)
-    router.remember(slots)
     store = MemoryStore()
     eng, infra = _engine(w, router, slots, store, "none", ("-", "-"))
     calls = {"n": 0}

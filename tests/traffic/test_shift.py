@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from rotator.errors import StepFailed
-from rotator.traffic import registered_share
 
 STEPS = [5, 25, 50, 100]
 
 
-def test_canary_shift_verified_after_every_step_one_batch_per_zone(prd_cn):
+def test_canary_shift_verified_after_every_step_one_batch_per_zone_one_listener_change(prd_cn):
     w, router, slots, zones, records = prd_cn
     expected = {"blue": 100, "green": 0}
     for green in STEPS:
@@ -18,8 +17,9 @@ def test_canary_shift_verified_after_every_step_one_batch_per_zone(prd_cn):
         w.emulator.reset_calls()
         router.set_weights(weights, slots, expected)
         calls = w.emulator.calls()
-        # one batch per hosted zone per step: 2 zones
+        # one batch per hosted zone per step (2 zones), one ModifyListener per step
         assert calls["route53:ChangeResourceRecordSets"] == 2
+        assert calls["elbv2:ModifyListener"] == 1
         assert router.settled(weights, slots, wait=0)
         # the world, read straight from Route53
         for zone, spec in zip([zones["demo"], zones["demo"], zones["internal"]], records, strict=True):
@@ -29,16 +29,11 @@ def test_canary_shift_verified_after_every_step_one_batch_per_zone(prd_cn):
             }
         state = router.read()
         assert all(v == weights for v in state.weights.values())
-        # edge ELB: green's proxies follow the weight, blue's the remainder
-        members = set(w.members(w.n("prd-cn-edge")))
-        for slot, weight in weights.items():
-            proxies = slots[slot].instances["proxy"]
-            assert len(members & set(proxies)) == registered_share(len(proxies), weight)
+        # the edge listener: exactly the step's weights, on a 100 scale
+        spec = router.edge.spec
+        assert w.listener_weights(spec) == {spec.target_groups[s]: v for s, v in weights.items()}
         expected = weights
-    assert set(w.members(w.n("prd-cn-edge"))) == set(slots["green"].instances["proxy"])
-    assert router.read().registrations[w.n("prd-cn-edge")] == {
-        "green": sorted(slots["green"].instances["proxy"])
-    }
+    assert set(w.targets(router.edge.spec, "green")) == set(slots["green"].private_ips["proxy"])
 
 
 def test_alias_record_points_at_slot_elb_with_canonical_zone(prd_cn):
@@ -99,13 +94,14 @@ def test_weights_must_be_integer_percentages_summing_to_100(prd_cn):
             router.set_weights(bad, slots)
 
 
-def test_throttling_on_route53_and_elb_is_survived(prd_cn):
+def test_throttling_on_route53_and_the_load_balancers_is_survived(prd_cn):
     w, router, slots, zones, records = prd_cn
     w.emulator.add_fault("route53:ChangeResourceRecordSets", "Throttling", count=2)
     w.emulator.add_fault("route53:ChangeResourceRecordSets", "PriorRequestNotComplete", count=1,
                          after=3)
     w.emulator.add_fault("route53:ListResourceRecordSets", "Throttling", count=1)
-    w.emulator.add_fault("elb:RegisterInstancesWithLoadBalancer", "Throttling", count=2)
+    w.emulator.add_fault("elbv2:RegisterTargets", "Throttling", count=2)
+    w.emulator.add_fault("elbv2:ModifyListener", "Throttling", count=1)
     w.emulator.add_fault("elb:DescribeInstanceHealth", "Throttling", count=1)
     before = dict(router.calls.retries)
     router.set_weights({"blue": 50, "green": 50}, slots, {"blue": 100})
@@ -113,7 +109,8 @@ def test_throttling_on_route53_and_elb_is_survived(prd_cn):
         "prd-cn-blue": 50, "prd-cn-green": 50}
     retries = {k: v - before.get(k, 0) for k, v in router.calls.retries.items()}
     assert retries["route53:ChangeResourceRecordSets"] == 3
-    assert retries["elb:RegisterInstancesWithLoadBalancer"] == 2
+    assert retries["elbv2:RegisterTargets"] == 2
+    assert retries["elbv2:ModifyListener"] == 1
     assert retries["route53:ListResourceRecordSets"] == 1
     assert w.emulator.calls()["route53:ChangeResourceRecordSets"] == 2 + 3
     # the backoff slept (on the injected clock), jittered and bounded

@@ -1,4 +1,5 @@
-"""Builds a group's AWS world in the emulator with boto3: zones, slot ELBs, instances, edge ELB."""
+"""Builds a group's AWS world in the emulator with boto3: zones, slot ELBs, instances, and an
+edge: an ALB in a VPC of its own with an ip target group per slot."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotator.ports import SlotOutputs
-from rotator.traffic import RecordSpec, client_config
+from rotator.traffic import EdgeSpec, RecordSpec, client_config
 
 DRAINING = 45
 
@@ -36,8 +37,10 @@ class World:
     route53: Any
     elb: Any
     ec2: Any
+    elbv2: Any
     ami: str
     tag: str = ""  # makes this test's names unique: the emulator's state is shared
+    edge_network: dict[str, list[str]] = field(default_factory=dict)
     services: dict[str, bool | None] = field(default_factory=dict)
     clock: FakeClock = field(default_factory=FakeClock)
     asked: list[str] = field(default_factory=list)  # slots the guard asked about, in order
@@ -66,25 +69,83 @@ class World:
         )
         return answer["DNSName"]
 
-    def instances(self, count: int) -> list[str]:
+    def instances(self, count: int) -> list[tuple[str, str]]:
+        """(instance id, private IP) of ``count`` new instances (in the default VPC)."""
         answer = self.ec2.run_instances(
             ImageId=self.ami, MinCount=count, MaxCount=count, InstanceType="t3.micro"
         )
-        return sorted(i["InstanceId"] for i in answer["Instances"])
+        return sorted((i["InstanceId"], i["PrivateIpAddress"]) for i in answer["Instances"])
 
     def slot(self, group: str, slot: str, roles: dict[str, int]) -> SlotOutputs:
         """A slot: its own ELB with all its instances registered (as Terraform builds it)."""
         name = self.n(f"{group}-{slot}")
         dns = self.create_elb(name)
-        instances = {role: self.instances(n) for role, n in roles.items()}
-        every = [i for ids in instances.values() for i in ids]
+        made = {role: self.instances(n) for role, n in roles.items()}
+        every = [i for pairs in made.values() for i, _ in pairs]
         self.elb.register_instances_with_load_balancer(
             LoadBalancerName=name, Instances=[{"InstanceId": i} for i in every]
         )
         return SlotOutputs(
             marathon_url=f"http://127.0.0.1:1/{name}", elb_name=name, elb_dns=dns,
-            instances=instances, ami=self.ami,
+            instances={role: [i for i, _ in pairs] for role, pairs in made.items()},
+            private_ips={role: [ip for _, ip in pairs] for role, pairs in made.items()},
+            ami=self.ami,
         )
+
+    def edge_vpc(self) -> tuple[str, list[str]]:
+        """The region's edge VPC and its two subnets (made once per world)."""
+        if not self.edge_network:
+            vpc = self.ec2.create_vpc(CidrBlock="10.250.0.0/16")["Vpc"]["VpcId"]
+            zones = [z["ZoneName"] for z in
+                     self.ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+            subnets = [self.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.250.{i}.0/24",
+                                              AvailabilityZone=zones[i])["Subnet"]["SubnetId"]
+                       for i in range(2)]
+            self.edge_network[vpc] = subnets
+        vpc, subnets = next(iter(self.edge_network.items()))
+        return vpc, subnets
+
+    def edge(self, owner: str, groups: list[str], draining: int = DRAINING
+             ) -> dict[str, EdgeSpec]:
+        """An edge ALB for ``owner`` whose listener forwards to a target group per slot of
+        each of ``groups`` (a pair shares its master's); weight 100 on the owner's blue."""
+        vpc, subnets = self.edge_vpc()
+        lb = self.elbv2.create_load_balancer(
+            Name=self.n(f"{owner}-edge")[:32], Subnets=subnets, Type="application",
+        )["LoadBalancers"][0]["LoadBalancerArn"]
+        specs, tuples = {}, []
+        for group in groups:
+            names = {slot: self.n(f"{group}-{slot}")[:32] for slot in ("blue", "green")}
+            for slot, name in names.items():
+                arn = self.elbv2.create_target_group(
+                    Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
+                    HealthCheckPath="/health")["TargetGroups"][0]["TargetGroupArn"]
+                self.elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+                    {"Key": "deregistration_delay.timeout_seconds", "Value": str(draining)}])
+                tuples.append({"TargetGroupArn": arn,
+                               "Weight": 100 if (group, slot) == (owner, "blue") else 0})
+            specs[group] = EdgeSpec(load_balancer=self.n(f"{owner}-edge")[:32],
+                                    target_groups=names)
+        self.elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[
+            {"Type": "forward", "ForwardConfig": {"TargetGroups": tuples}}])
+        return specs
+
+    def targets(self, spec: EdgeSpec, slot: str) -> dict[str, str]:
+        """ip -> state of the slot's target group, read straight from the emulator."""
+        arn = self.elbv2.describe_target_groups(
+            Names=[spec.target_groups[slot]])["TargetGroups"][0]["TargetGroupArn"]
+        found = self.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found}
+
+    def listener_weights(self, spec: EdgeSpec) -> dict[str, int]:
+        """target group name -> weight on the edge listener."""
+        lb = self.elbv2.describe_load_balancers(
+            Names=[spec.load_balancer])["LoadBalancers"][0]["LoadBalancerArn"]
+        listener = self.elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"][0]
+        names = {tg["TargetGroupArn"]: tg["TargetGroupName"]
+                 for tg in self.elbv2.describe_target_groups()["TargetGroups"]}
+        return {names[t["TargetGroupArn"]]: t["Weight"] for t in
+                listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]}
 
     def members(self, elb_name: str) -> list[str]:
         described = self.elb.describe_load_balancers(LoadBalancerNames=[elb_name])
@@ -102,7 +163,7 @@ class World:
         }
 
 
-def clients(emulator: Any, region: str) -> tuple[Any, Any, Any]:
+def clients(emulator: Any, region: str) -> tuple[Any, Any, Any, Any]:
     import boto3
 
     def make(service: str) -> Any:
@@ -111,7 +172,7 @@ def clients(emulator: Any, region: str) -> tuple[Any, Any, Any]:
             aws_access_key_id="test", aws_secret_access_key="test", config=client_config(),
         )
 
-    return make("route53"), make("elb"), make("ec2")
+    return make("route53"), make("elb"), make("ec2"), make("elbv2")
 
 
 def prd_cn_records(w: World) -> list[RecordSpec]:

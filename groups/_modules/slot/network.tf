@@ -49,22 +49,62 @@ resource "aws_nat_gateway" "slot" {
   depends_on    = [aws_internet_gateway.slot]
 }
 
+# Routes are resources of their own (no inline routes), so the route to the edge sits
+# beside the default routes without either side fighting over the table.
 resource "aws_route_table" "public" {
   vpc_id = aws_vpc.slot.id
-  route {
-    cidr_block = "0.0.0.0/0"
-    gateway_id = aws_internet_gateway.slot.id
-  }
-  tags = merge(local.tags, { Name = "${local.name}-public" })
+  tags   = merge(local.tags, { Name = "${local.name}-public" })
+}
+
+resource "aws_route" "public_internet" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.slot.id
 }
 
 resource "aws_route_table" "private" {
   vpc_id = aws_vpc.slot.id
-  route {
-    cidr_block     = "0.0.0.0/0"
-    nat_gateway_id = aws_nat_gateway.slot.id
+  tags   = merge(local.tags, { Name = "${local.name}-private" })
+}
+
+resource "aws_route" "private_internet" {
+  route_table_id         = aws_route_table.private.id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.slot.id
+}
+
+# The region's edge: its load balancers reach the slot's proxies through a peering (same
+# account and region: accepted at creation) and a route each way.
+data "aws_vpc" "edge" {
+  tags = { rotator-edge = var.edge }
+}
+
+data "aws_route_table" "edge" {
+  vpc_id = data.aws_vpc.edge.id
+  tags   = { rotator-edge = var.edge }
+}
+
+resource "aws_vpc_peering_connection" "edge" {
+  vpc_id      = aws_vpc.slot.id
+  peer_vpc_id = data.aws_vpc.edge.id
+  auto_accept = true
+  tags        = merge(local.tags, { Name = "${local.name}-${var.edge}" })
+}
+
+resource "aws_route" "to_edge" {
+  for_each = {
+    public  = aws_route_table.public.id
+    private = aws_route_table.private.id
   }
-  tags = merge(local.tags, { Name = "${local.name}-private" })
+  route_table_id            = each.value
+  destination_cidr_block    = data.aws_vpc.edge.cidr_block
+  vpc_peering_connection_id = aws_vpc_peering_connection.edge.id
+}
+
+resource "aws_route" "from_edge" {
+  route_table_id            = data.aws_route_table.edge.id
+  destination_cidr_block    = local.cidr
+  vpc_peering_connection_id = aws_vpc_peering_connection.edge.id
 }
 
 resource "aws_route_table_association" "public" {
@@ -100,13 +140,19 @@ resource "aws_security_group" "elb" {
 
 resource "aws_security_group" "instances" {
   name        = "${local.name}-instances"
-  description = "Traffic inside the slot VPC"
+  description = "Traffic inside the slot VPC, and HTTP from the edge to the proxies"
   vpc_id      = aws_vpc.slot.id
   ingress {
     from_port   = 0
     to_port     = 0
     protocol    = "-1"
     cidr_blocks = [local.cidr]
+  }
+  ingress {
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = [data.aws_vpc.edge.cidr_block]
   }
   egress {
     from_port   = 0

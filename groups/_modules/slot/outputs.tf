@@ -22,3 +22,12 @@ output "instance_ids" {
 output "ami" {
   value = var.ami
 }
+
+output "private_ips" {
+  description = "Private IPs by role (the edge registers the proxies' by IP)."
+  value = {
+    for role in keys(local.roles) : role => [
+      for k, v in local.instances : aws_instance.node[k].private_ip if v.role == role
+    ]
+  }
+}

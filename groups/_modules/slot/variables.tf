@@ -21,6 +21,11 @@ variable "ami" {
   }
 }
 
+variable "edge" {
+  description = "Name of the region's edge (its VPC's tag rotator-edge) the slot peers with."
+  type        = string
+}
+
 variable "slot_cidrs" {
   description = "VPC CIDR per slot: distinct so both slots coexist during a rotation."
   type        = map(string)

@@ -97,3 +97,8 @@ class AwsEmulatorControl:
 
     def set_route53_propagation(self, seconds: float) -> None:
         self._request("POST", "route53-propagation", {"seconds": seconds})
+
+    def set_target_health(self, target_group_arn: str, target_id: str,
+                          state: str | None = "unhealthy") -> None:
+        self._request("POST", "target-health", {"target_group_arn": target_group_arn,
+                                                "target_id": target_id, "state": state})

@@ -6,6 +6,7 @@ another process (see :class:`~rotator.sandbox.aws.control_client.AwsEmulatorCont
     POST   faults                    {operation, code, count?, after?, delay?, status?, message?, applied?}
     DELETE faults                    clear all faults
     POST   instance-health           {elb_name, instance_id, state: "InService"|"OutOfService"|null}
+    POST   target-health             {target_group_arn, target_id, state: "healthy"|"unhealthy"|...|null}
     GET    calls                     {"ec2:RunInstances": 3, ...}
     DELETE calls                     reset the counts
     POST   amis                      {name, region, from_ami?} -> {"image_id": "ami-..."}
@@ -85,6 +86,11 @@ def _dispatch(
         data = _body(request)
         _require(data, "elb_name", "instance_id")
         emulator.set_instance_health(data["elb_name"], data["instance_id"], data.get("state"))
+        return 200, {"ok": True}
+    if (method, route) == ("POST", "target-health"):
+        data = _body(request)
+        _require(data, "target_group_arn", "target_id")
+        emulator.set_target_health(data["target_group_arn"], data["target_id"], data.get("state"))
         return 200, {"ok": True}
     if route == "calls":
         if method == "GET":

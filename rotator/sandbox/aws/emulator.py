@@ -33,6 +33,7 @@ _INTERNAL_ENVIRON = "HTTP_X_SANDBOX_INTERNAL"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 HEALTH_STATES = ("InService", "OutOfService")
+TARGET_STATES = ("initial", "healthy", "unhealthy", "draining", "unavailable")
 
 
 class AwsEmulator:
@@ -56,6 +57,7 @@ class AwsEmulator:
         self._faults = FaultBook()
         self._calls: Counter[str] = Counter()
         self._health: dict[tuple[str, str], str] = {}
+        self._target_health: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -220,6 +222,22 @@ class AwsEmulator:
     def clear_instance_health(self) -> None:
         with self._lock:
             self._health.clear()
+            self._target_health.clear()
+
+    def set_target_health(self, target_group_arn: str, target_id: str,
+                          state: str | None = "unhealthy") -> None:
+        """Force what DescribeTargetHealth reports for a registered target; None clears."""
+        if state is not None and state not in TARGET_STATES:
+            raise ValueError(f"state must be one of {TARGET_STATES} or None, not {state!r}")
+        with self._lock:
+            if state is None:
+                self._target_health.pop((target_group_arn, target_id), None)
+            else:
+                self._target_health[(target_group_arn, target_id)] = state
+
+    def forced_target_health(self, target_group_arn: str, target_id: str) -> str | None:
+        with self._lock:
+            return self._target_health.get((target_group_arn, target_id))
 
     def forced_health(self, elb_name: str, instance_id: str) -> str | None:
         with self._lock:

@@ -18,6 +18,7 @@ from moto import settings as moto_settings
 from moto.ec2 import models as ec2_models
 from moto.elb import models as elb_models
 from moto.elb import responses as elb_responses
+from moto.elbv2 import models as elbv2_models
 from moto.route53 import models as r53_models
 from moto.route53.exceptions import (
     DnsNameInvalidForZone,
@@ -27,7 +28,7 @@ from moto.route53.exceptions import (
 )
 from moto.route53.utils import validate_domain_name
 
-from . import route53_changes
+from . import elb_rules, route53_changes
 from .serving import ServingContext, serving
 
 # CanonicalHostedZoneNameID of classic load balancers, per region (AWS's published ids).
@@ -75,8 +76,10 @@ def install() -> None:
         _patch(elb_models.ELBBackend, "describe_instance_health", _describe_instance_health)
         _patch(elb_models.ELBBackend, "register_instances", _register_instances)
         _patch(elb_responses.ELBResponse, "describe_instance_health", _instance_health_response)
+        _patch(elbv2_models.FakeTargetGroup, "health_for", _target_health)
         _patch(ec2_models.EC2Backend, "create_nat_gateway", _create_nat_gateway)
         route53_changes.install(_patch)
+        elb_rules.install(_patch)  # after the fixes above: the rules check first
         moto_settings.ENABLE_AMI_VALIDATION = _AmiValidationFlag(moto_settings.ENABLE_AMI_VALIDATION)
         _installed = True
 
@@ -372,3 +375,21 @@ def _instance_health_response(
             ]
         }
     )
+
+
+_TARGET_REASONS = {
+    "initial": ("Elb.InitialHealthChecking", "Initial health checks in progress"),
+    "unhealthy": ("Target.FailedHealthChecks", "Health checks failed"),
+    "draining": ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
+    "unavailable": ("Target.HealthCheckDisabled", "Health checks are disabled"),
+}
+
+
+def _target_health(original: Callable, context: ServingContext, group: Any,
+                   target: dict[str, Any], ec2_backend: Any) -> Any:
+    status = original(group, target, ec2_backend)
+    forced = context.forced_target_health(group.arn, target["Id"])
+    if forced is not None and target["Id"] in group.targets:
+        status.status = forced
+        status.reason, status.description = _TARGET_REASONS.get(forced, (None, None))
+    return status

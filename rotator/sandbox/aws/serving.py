@@ -18,6 +18,8 @@ class ServingContext(Protocol):
 
     def forced_health(self, elb_name: str, instance_id: str) -> str | None: ...
 
+    def forced_target_health(self, target_group_arn: str, target_id: str) -> str | None: ...
+
 
 serving: contextvars.ContextVar[ServingContext | None] = contextvars.ContextVar(
     "aws_emulator_serving", default=None

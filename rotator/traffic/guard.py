@@ -1,15 +1,16 @@
 """The traffic guard: refuses moves that would leave traffic without healthy capacity.
 
-It runs inside the routers before every change and is called by the engine
-before destroying a slot. There is no bypass: a refusal is final, whoever
-asked (exit code 3).
+It runs inside the routers before every change and is called by the engine before
+destroying a slot. There is no bypass: a refusal is final, whoever asked.
 
 Rules:
-- weight is only added to a slot whose ELB has InService instances and whose
-  services are passing (``services_passing(slot)``; ``None`` = unknown = refuse);
-- the last InService instances of an ELB are never deregistered;
-- a slot that still carries weight or registrations is never destroyed, and
-  its records are never deleted while they carry weight.
+- weight is only added to a slot whose own load balancer has InService instances and
+  whose services are passing (``services_passing(slot)``; ``None`` = unknown = refuse);
+- no weight on an edge target group without healthy targets;
+- no deregistration from an edge target group that carries weight, and never the last
+  healthy targets of the group's edge;
+- a slot that still carries weight or has targets registered (or draining) is never
+  destroyed, and its records are never deleted while they carry weight.
 """
 
 from __future__ import annotations
@@ -64,13 +65,28 @@ class TrafficGuard:
                 "its services are not passing"
             )
 
-    def check_deregister(self, elb_name: str, health: dict[str, str], removing: set[str]) -> None:
-        """Refuse to deregister instances when that would leave the ELB without InService ones."""
-        healthy = elb_reads.in_service(health)
-        if healthy & removing and not healthy - removing:
+    def check_edge_weight(self, edge: str, slot: str, state: Any) -> None:
+        """Refuse weight on a slot's target group without healthy targets."""
+        if not state.healthy(slot):
+            listed = ", ".join(f"{t.ip}={t.state}" for t in state.targets.get(slot, []))
             raise Refused(
-                f"traffic guard: refusing to deregister {', '.join(sorted(healthy & removing))} "
-                f"from {elb_name}: they are its last InService instances"
+                f"traffic guard: refusing to put weight on slot {slot!r} in edge {edge}: its "
+                f"target group has no healthy target ({listed or 'none registered'})"
+            )
+
+    def check_edge_deregister(self, edge: str, slot: str, state: Any) -> None:
+        """Refuse to take targets out of a target group that carries weight, or the last
+        healthy targets of the group's edge."""
+        if state.weights.get(slot, 0) > 0:
+            raise Refused(
+                f"traffic guard: refusing to deregister slot {slot!r} from edge {edge}: its "
+                f"target group carries weight {state.weights[slot]}"
+            )
+        others = [s for s in state.targets if s != slot]
+        if state.healthy(slot) and not any(state.healthy(s) for s in others):
+            raise Refused(
+                f"traffic guard: refusing to deregister slot {slot!r} from edge {edge}: its "
+                "targets are the last healthy ones of the group's edge"
             )
 
     def check_remove_records(self, slot: str, weights: dict[str, dict[str, int]]) -> None:
@@ -83,13 +99,18 @@ class TrafficGuard:
             )
 
     def check_destroy(self, slot: str, state: TrafficState) -> None:
-        """Refuse to destroy a slot that still has weight or ELB registrations."""
+        """Refuse to destroy a slot that still has weight, or targets registered or draining."""
         self.check_remove_records(slot, state.weights)
+        weighted = {edge: w[slot] for edge, w in state.edge_weights.items() if w.get(slot, 0) > 0}
+        if weighted:
+            raise Refused(f"traffic guard: refusing to destroy slot {slot!r}: it carries weight "
+                          f"on the edge ({weighted})")
         registered = {
             elb: ids[slot] for elb, ids in state.registrations.items() if ids.get(slot)
         }
         if registered:
             listed = "; ".join(f"{e}: {', '.join(i)}" for e, i in sorted(registered.items()))
             raise Refused(
-                f"traffic guard: refusing to destroy slot {slot!r}: instances still registered ({listed})"
+                f"traffic guard: refusing to destroy slot {slot!r}: targets still registered "
+                f"or draining ({listed})"
             )
