@@ -167,7 +167,7 @@ def test_a_lock_left_by_a_killed_run_of_ours_is_released_a_foreign_one_is_not(tf
             "Who": who, "Version": "1.11.4", "Created": "2026-11-26T06:00:00.000000Z",
             "Path": f"{backend['bucket']}/{state_key}"}))
 
-    infra.plan("blue", tf_world.ami("ops-sg"))  # the workspace exists, as mid-rotation
+    infra._ensure_workspace("blue")  # the workspace exists, as mid-rotation
     leave_lock("ops@another-host")
     with pytest.raises(TerraformLocked) as err:
         infra.provision("blue", tf_world.ami("ops-sg"))
