@@ -85,6 +85,9 @@ def status_cmd():
     _say(f"  aws (moto):       {info['aws']}")
     _say(f"  consul:           {info['consul']}")
     _say(f"  marathon (proxy): {info['marathon_proxy']}")
+    if info.get("dns"):
+        host, port = info["dns"].rsplit(":", 1)
+        _say(f"  dns:              {info['dns']} (port {port}; dig @{host} -p {port} NAME)")
     _say(f"  terraform:        {info['terraform']} (providers: "
          + (", ".join(sorted(info['reattach'])) or "launched per command") + ")")
     seed = box.seed()
