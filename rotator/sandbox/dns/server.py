@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socketserver
 
 from dnslib import RCODE, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
@@ -36,6 +37,14 @@ class _Quiet(DNSLogger):
                          logf=lambda message: log.debug("%s", message))
 
 
+class _SerialUDPServer(socketserver.UDPServer):
+    """Answers datagrams one after the other in the serving thread. An answer is a few
+    hundred microseconds of work; a thread per datagram (dnslib's default) costs more
+    than that, and under a burst of expiring caches each new thread waits for the GIL."""
+
+    allow_reuse_address = True
+
+
 class SandboxDns:
     """Listens on ``host`` (loopback) at one port for both UDP and TCP.
 
@@ -54,7 +63,7 @@ class SandboxDns:
         resolver = _Resolver(self.answers)
         for _ in range(attempts):
             udp = DNSServer(resolver, address=self.host, port=self._requested_port,
-                            logger=_Quiet())
+                            logger=_Quiet(), server=_SerialUDPServer)
             port = udp.server.server_address[1]
             try:
                 tcp = DNSServer(resolver, address=self.host, port=port, tcp=True, logger=_Quiet())
