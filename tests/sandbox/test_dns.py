@@ -155,3 +155,43 @@ def test_a_zero_weight_set_gets_nothing_unless_all_weights_are_zero():
 def test_plain_record_sets_are_all_answered():
     plain = [RecordSet(name="ns", type="A", ttl=60, values=("127.0.0.9",))]
     assert choose_weighted(plain, random.Random(0)) == plain
+
+
+def test_queries_answer_from_a_copy_while_a_slow_aws_request_holds_the_lock(emulator, zone):
+    """The zones are copied under the lock only when they changed."""
+    import threading
+
+    class WatchedLock:
+        def __init__(self):
+            self.lock, self.wanted = threading.Lock(), threading.Event()
+
+        def __enter__(self):
+            self.wanted.set()
+            self.lock.acquire()
+
+        def __exit__(self, *exc):
+            self.lock.release()
+
+    watched = WatchedLock()
+    zones = MotoHostedZones(watched)
+    zone.upsert(zone.weighted_cname("www", "g-blue", 100, BLUE))
+    assert zones.find(zone.fqdn("www")).record_sets[0].values == (BLUE,)
+
+    def find_in_thread(out: list) -> threading.Thread:
+        thread = threading.Thread(target=lambda: out.append(zones.find(zone.fqdn("www"))))
+        thread.start()
+        return thread
+
+    with watched.lock:  # an AWS request in progress
+        watched.wanted.clear()
+        unchanged: list = []
+        find_in_thread(unchanged).join(10)
+        assert unchanged and unchanged[0].record_sets[0].values == (BLUE,)
+        assert not watched.wanted.is_set()
+        zone.upsert(zone.weighted_cname("www", "g-blue", 100, GREEN))
+        changed: list = []
+        waiting = find_in_thread(changed)
+        assert watched.wanted.wait(10)  # a changed zone is copied under the lock
+        assert changed == []
+    waiting.join(10)
+    assert changed[0].record_sets[0].values == (GREEN,)

@@ -225,3 +225,18 @@ def test_a_canary_at_25_percent_reaches_a_quarter_of_ttl_honouring_clients(balan
     print(f"green share {share:.3f} of {len(honouring)} requests")
     assert 0.20 <= share <= 0.30, share
     assert after[False] and set(after[False]) == {"blue"}
+
+
+def test_the_live_line_tells_the_last_seconds_split_and_the_failures_so_far():
+    import io
+
+    from rotator.sandbox.load.live import LiveLine
+    from rotator.sandbox.load.outcomes import Outcome
+
+    line = LiveLine(io.StringIO(), duration=60)
+    for slot in ("blue", "blue", "blue", "green"):
+        line(Outcome(1.0, 0.002, True, slot=slot))
+    line(Outcome(1.0, 0.5, True, cause="reset"))
+    text = line.line(12.0)
+    assert "12/60s" in text and "5 requests" in text and "failed 1" in text
+    assert "blue 75%  green 25%" in text

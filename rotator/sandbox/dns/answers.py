@@ -128,6 +128,7 @@ class ZoneAnswers:
 def reply_to(request: DNSRecord, answers: ZoneAnswers) -> DNSRecord:
     reply = request.reply()
     reply.header.ra = 0
+    reply.header.ad = 0  # copied from the question by dnslib; nothing here is DNSSEC-validated
     question = request.q
     qtype = QTYPE.get(question.qtype, str(question.qtype))
     found = answers.answer(str(question.qname), qtype)

@@ -1,10 +1,4 @@
-"""What the sandbox's DNS server reads: the record sets of the emulator's hosted zones.
-
-A lookup copies the few record sets it needs out of moto's Route53 models while
-holding the lock every moto request holds, so an answer never sees half of a
-``ChangeResourceRecordSets`` batch. The scan is over a handful of zones with a
-few dozen records each: microseconds, no index to keep in step.
-"""
+"""What the sandbox's DNS server reads: the record sets of the emulator's hosted zones."""
 
 from __future__ import annotations
 
@@ -80,6 +74,13 @@ class MotoHostedZones:
 
     Private zones are left out: they answer inside their VPCs only, and a
     client of this server is outside every VPC.
+
+    The zones are copied out of moto under the emulator's lock when they have
+    changed, and answered from that copy otherwise: a query then never waits
+    behind a slow AWS request (Terraform's, during a rotation) that holds the lock.
+    A zone's change count (every ``ChangeResourceRecordSets`` change is appended
+    to it) tells a change; a batch being applied is noticed at its first change,
+    and the copy then waits for the lock, so it never holds half a batch.
     """
 
     def __init__(self, lock: Any = None):
@@ -89,21 +90,29 @@ class MotoHostedZones:
 
             lock = _MOTO_LOCK
         self.lock = lock
+        self._copy: tuple[tuple, list[tuple[str, list[RecordSet]]]] = ((), [])
 
-    def find(self, name: str) -> ZoneMatch | None:
+    @staticmethod
+    def _zones() -> list[Any]:
         from moto.route53.models import route53_backends
 
-        wanted = normal(name)
-        with self.lock:
-            zones = [
-                (normal(zone.name), [_record_set(r) for r in zone.rrsets])
-                for account in list(route53_backends.values())
+        return [zone for account in list(route53_backends.values())
                 for backend in list(account.values())
-                for zone in list(backend.zones.values())
-                if not zone.private_zone
-                and (wanted == normal(zone.name) or wanted.endswith("." + normal(zone.name)))
-            ]
-        return match_zone(zones, wanted)
+                for zone in list(backend.zones.values())]
+
+    @classmethod
+    def _version(cls) -> tuple:
+        return tuple((id(z), len(z.rr_changes), len(z.rrsets)) for z in cls._zones())
+
+    def find(self, name: str) -> ZoneMatch | None:
+        version, zones = self._copy
+        if self._version() != version:
+            with self.lock:
+                version = self._version()
+                zones = [(normal(z.name), [_record_set(r) for r in z.rrsets])
+                         for z in self._zones() if not z.private_zone]
+            self._copy = (version, zones)
+        return match_zone(zones, name)
 
 
 def _record_set(rrset: Any) -> RecordSet:
