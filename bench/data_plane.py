@@ -281,24 +281,30 @@ def settings(args, lb_port: int) -> LoadSettings:
 
 
 def show(title: str, baseline: dict, loaded: dict, args) -> None:
-    p50 = loaded["latency_ms"]["p50"] - (baseline["latency_ms"]["p50"] or 0)
-    p99 = loaded["latency_ms"]["p99"] - (baseline["latency_ms"]["p99"] or 0)
     print(title)
-    print(f"  latency after a {2:g}s warm-up (every client opening its first connection)")
-    print(f"  direct to a task     {baseline['achieved_rps']:7.1f} req/s  p50 "
-          f"{baseline['latency_ms']['p50']} ms  p99 {baseline['latency_ms']['p99']} ms  "
-          f"failed {baseline['failed']}")
+    print("  latency after a 2s warm-up (every client opening its first connection)")
+    if baseline["latency_ms"]["p50"] is not None:
+        print(f"  direct to a task     {baseline['achieved_rps']:7.1f} req/s  p50 "
+              f"{baseline['latency_ms']['p50']} ms  p99 {baseline['latency_ms']['p99']} ms  "
+              f"failed {baseline['failed']}")
+    else:
+        print(f"  direct to a task     no answer ({baseline['failed']} failed): "
+              "--baseline-url names a task that answers")
     print(f"  through DNS + LB     {loaded['achieved_rps']:7.1f} req/s  p50 "
           f"{loaded['latency_ms']['p50']} ms  p99 {loaded['latency_ms']['p99']} ms  "
           f"failed {loaded['failed']} {loaded['failed_by_cause']}")
     print(f"  served by slot       {loaded['by_slot']}   DNS lookups {loaded['dns_lookups']}")
     print(f"  sustained            {loaded['achieved_rps']:.0f} / {TARGET_RPS} req/s target "
           f"= {loaded['achieved_rps'] / TARGET_RPS:.2f}x")
-    print(f"  added latency        p50 {p50:.2f} ms   p99 {p99:.2f} ms "
-          f"(target p99 < {TARGET_P99_ADDED_MS:g} ms: {p99 / TARGET_P99_ADDED_MS:.2f} of it)")
+    added = None
+    if baseline["latency_ms"]["p50"] is not None and loaded["latency_ms"]["p50"] is not None:
+        added = {q: round(loaded["latency_ms"][q] - baseline["latency_ms"][q], 2)
+                 for q in ("p50", "p99")}
+        print(f"  added latency        p50 {added['p50']:.2f} ms   p99 {added['p99']:.2f} ms "
+              f"(target p99 < {TARGET_P99_ADDED_MS:g} ms: "
+              f"{added['p99'] / TARGET_P99_ADDED_MS:.2f} of it)")
     if args.json:
-        print(json.dumps({"baseline": baseline, "load": loaded,
-                          "added_ms": {"p50": round(p50, 2), "p99": round(p99, 2)}}))
+        print(json.dumps({"baseline": baseline, "load": loaded, "added_ms": added}))
 
 
 def main() -> None:
