@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -12,8 +13,6 @@ from rotator.config import Project
 
 def _project() -> Project:
     root = os.environ.get("ROTATOR_ROOT")
-    from pathlib import Path
-
     return Project(Path(root)) if root else Project.find()
 
 
@@ -85,6 +84,9 @@ def status_cmd():
     _say(f"  aws (moto):       {info['aws']}")
     _say(f"  consul:           {info['consul']}")
     _say(f"  marathon (proxy): {info['marathon_proxy']}")
+    if info.get("dns"):
+        host, port = info["dns"].rsplit(":", 1)
+        _say(f"  dns:              {info['dns']} (port {port}; dig @{host} -p {port} NAME)")
     _say(f"  terraform:        {info['terraform']} (providers: "
          + (", ".join(sorted(info['reattach'])) or "launched per command") + ")")
     seed = box.seed()
@@ -105,3 +107,59 @@ def bake_cmd(from_ami, region, group_name):
     if group_name:
         region = project.group(group_name).aws.region
     click.echo(Sandbox(project).bake(region or "cn-north-1", from_ami))
+
+
+def _duration(ctx, param, value):
+    from rotator.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@sandbox.command("load")
+@click.argument("name")
+@click.option("--rps", default=200.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="requests per second, all clients together")
+@click.option("--duration", default="60s", show_default=True, callback=_duration,
+              help="how long to run (stops by itself)")
+@click.option("--clients", default=50, show_default=True, type=click.IntRange(min=1),
+              help="simulated clients, each with its own DNS cache and connections")
+@click.option("--ttl-ignoring", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+              help="share of clients that keep DNS answers past their TTL")
+@click.option("--overstay", default="30s", show_default=True, callback=_duration,
+              help="how long past the TTL those clients keep an answer (the JVM's default "
+                   "cache time)")
+@click.option("--connect-timeout", default="2s", show_default=True, callback=_duration)
+@click.option("--read-timeout", default="5s", show_default=True, callback=_duration)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="write timeline.json (per second) and chart.png into this folder")
+@click.option("--group", "groups", multiple=True,
+              help="mark this group's rotation steps (default: the groups serving NAME)")
+def load_cmd(name, rps, duration, clients, ttl_ignoring, overstay, connect_timeout,
+             read_timeout, output, report_dir, groups):
+    """Send HTTP traffic to NAME through the sandbox's DNS and load balancers, as TTL-caching
+    clients do, and report every request: served by slot and AMI, failed by cause, latency.
+    Loopback only: an address outside 127.0.0.0/8 is refused before anything is sent."""
+    from rotator.sandbox.control import Sandbox
+    from rotator.sandbox.load.command import NotServing, live_stream, render, run
+    from rotator.sandbox.load.generator import LoadSettings
+    from rotator.sandbox.load.loopback import NotLoopback
+
+    box = Sandbox(_project())
+    info = box.info()
+    if info is None:
+        click.echo("the sandbox is not running (`rotate sandbox up` starts it)", err=True)
+        sys.exit(3)
+    try:
+        settings = LoadSettings(rps=rps, duration=duration, clients=clients,
+                                ttl_ignoring=ttl_ignoring, overstay=overstay,
+                                connect_timeout=connect_timeout, read_timeout=read_timeout)
+        report = run(box.project, info, name, settings, groups=list(groups),
+                     report_dir=report_dir, live=live_stream())
+    except (NotServing, NotLoopback, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(render(report, output))

@@ -10,6 +10,9 @@
   on the slot's ``mesos-agent`` instances and register in Consul with the
   slot's tag, as registrator would; a slot whose Marathon instance is gone
   loses its tasks and its Consul services.
+- DNS: a real DNS server (UDP and TCP) answering from the hosted zones, with
+  their weights and TTLs; load balancer names resolve to their loopback
+  addresses (``World.lb_address``).
 
 ``python -m rotator.sandbox.world --dir .rotator/sandbox`` runs it until
 SIGTERM; ``world.json`` in that folder says where everything listens.
@@ -29,6 +32,7 @@ from typing import Any
 
 from rotator.sandbox.aws import AwsEmulator
 from rotator.sandbox.consul import ConsulCore, ConsulServer
+from rotator.sandbox.dns import MotoHostedZones, SandboxDns
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
 from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
 
@@ -201,6 +205,7 @@ class World:
         self.terraform = TerraformRuntime(endpoint_url=self.aws.url,
                                           state_dir=self.folder / "terraform",
                                           reattach=self.reattach).start(REGIONS)
+        self.dns = SandboxDns(MotoHostedZones(), self.lb_address).start()
         reattach = {}
         for region in REGIONS:
             daemon = self.terraform.daemon(region)
@@ -211,6 +216,7 @@ class World:
             "aws": self.aws.url,
             "consul": self.consul_server.address,
             "marathon_proxy": self.fleet_server.url,
+            "dns": self.dns.address,
             "terraform": self.terraform.terraform,
             "cli_config": str(self.terraform.cli_config),
             "reattach": reattach,
@@ -218,6 +224,14 @@ class World:
         }
         threading.Thread(target=self._sweeper, name="sweeper", daemon=True).start()
         return self.info
+
+    def lb_address(self, dns_name: str) -> str | None:
+        """The loopback address the load balancer named ``dns_name`` listens at.
+
+        The serving data plane answers this; until it is part of the world no
+        balancer listens, and their names resolve to nothing.
+        """
+        return None
 
     def _sweeper(self) -> None:
         while not self._stop.wait(SWEEP_SECONDS):
@@ -228,8 +242,8 @@ class World:
 
     def stop(self) -> None:
         self._stop.set()
-        for part in (self.terraform.stop, self.fleet_server.stop, self.consul_server.stop,
-                     self.consul.close, self.aws.stop):
+        for part in (self.terraform.stop, self.dns.stop, self.fleet_server.stop,
+                     self.consul_server.stop, self.consul.close, self.aws.stop):
             try:
                 part()
             except Exception:
