@@ -61,6 +61,9 @@ class AwsEmulator:
         self._moto_app: Any = None
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
+        self._observers: list[Callable[[str | None], None]] = []
+        # Where real health-check results come from (the world's data plane); None: moto's.
+        self.health_source: Any = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -98,9 +101,11 @@ class AwsEmulator:
                 create_backend_app,
             )
 
-            from . import moto_fixes
+            from . import cloudwatch_fixes, health_fixes, moto_fixes
 
+            health_fixes.install()  # first: the fixes of moto_fixes wrap these
             moto_fixes.install()
+            cloudwatch_fixes.install()
             self._moto_app = DomainDispatcherApplication(create_backend_app)
             # moto's handler keeps S3 metadata headers spelt with underscores.
             self._server.RequestHandlerClass = _quiet(MotoRequestHandler)
@@ -165,10 +170,39 @@ class AwsEmulator:
         self.wait_ready()
         from moto.moto_api._internal.models import moto_api_backend
 
-        moto_api_backend.reset()
+        with _MOTO_LOCK:
+            moto_api_backend.reset()
         self.clear_faults()
         self.reset_calls()
         self.clear_instance_health()
+        self._notify("reset")
+
+    # ------------------------------------------------------------ observers
+
+    def add_observer(self, fn: Callable[[str | None], None]) -> None:
+        """``fn(operation)`` after every AWS request moto served ("service:Operation",
+        None when it cannot be told, "reset" after a reset), in the serving thread,
+        before the response leaves: what it changes is in place when the caller hears."""
+        self._observers.append(fn)
+
+    def remove_observer(self, fn: Callable[[str | None], None]) -> None:
+        if fn in self._observers:
+            self._observers.remove(fn)
+
+    def _notify(self, operation: str | None) -> None:
+        for fn in list(self._observers):
+            try:
+                fn(operation)
+            except Exception:  # an observer's failure is not the caller's
+                import logging
+
+                logging.getLogger("rotator.sandbox.aws").exception("observer failed")
+
+    def inspect(self, read: Callable[[], Any]) -> Any:
+        """``read()`` (which may look at moto's models) while no request changes them."""
+        self.wait_ready()
+        with _MOTO_LOCK:
+            return read()
 
     # ------------------------------------------------------------------ faults
 
@@ -229,12 +263,20 @@ class AwsEmulator:
 
     # -------------------------------------------------------------------- AMIs
 
-    def register_ami(self, name: str, *, region: str, from_ami: str | None = None) -> str:
+    def register_ami(self, name: str, *, region: str, from_ami: str | None = None,
+                     tags: list[dict[str, str]] | None = None) -> str:
         """Register a new AMI as a Packer build would; returns its id.
 
         With ``from_ami``: launch a builder instance from it, image it, then
         terminate the builder. Without: register an EBS-backed image directly.
+        ``tags`` are set on the image (the sandbox records baked faults there).
         """
+        image_id = self._build_ami(name, region=region, from_ami=from_ami)
+        if tags:
+            self.client("ec2", region, internal=True).create_tags(Resources=[image_id], Tags=tags)
+        return image_id
+
+    def _build_ami(self, name: str, *, region: str, from_ami: str | None) -> str:
         ec2 = self.client("ec2", region, internal=True)
         if from_ami is None:
             return ec2.register_image(
@@ -279,8 +321,8 @@ class AwsEmulator:
 
         self.wait_ready()
         body = _read_body(environ)
+        operation = identify(environ, body)
         if not environ.get(_INTERNAL_ENVIRON):
-            operation = identify(environ, body)
             if operation is not None:
                 name = str(operation)
                 with self._lock:
@@ -305,9 +347,15 @@ class AwsEmulator:
             # that had been stored and failed on its own resources (InvalidSubnet.Conflict,
             # DuplicateLoadBalancerName). One request at a time.
             with _MOTO_LOCK:
-                return list(self._moto_app(environ, start_response))
+                result = list(self._moto_app(environ, start_response))
         finally:
             serving.reset(token)
+        if self._observers:
+            if path.startswith("/moto-api/reset"):
+                self._notify("reset")
+            else:
+                self._notify(None if operation is None else str(operation))
+        return result
 
 
 _MOTO_LOCK = threading.Lock()  # per process, like moto's state

@@ -8,6 +8,7 @@ queries wake up exactly as they would for an HTTP write.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +29,11 @@ class ConsulCore:
         acl_token: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         run_timers: bool = True,
+        probe_target: Callable[[str, str, str], str | None] | None = None,
     ):
+        """``probe_target(datacenter, kind, target)``: where an HTTP/TCP check of ``target``
+        really goes (a loopback target), or None when unreachable; default: loopback
+        targets only."""
         names = list(datacenters) or ["dc1"]
         self.acl_token = acl_token
         self.notifier = ChangeNotifier()
@@ -38,7 +43,9 @@ class ConsulCore:
         self.default_dc = names[0]
         self._dcs = {
             name: Datacenter(name, node_name or f"consul-{name}", lock=self._lock,
-                             notifier=self.notifier, clock=clock, poke=self._poke)
+                             notifier=self.notifier, clock=clock, poke=self._poke,
+                             probe_target=None if probe_target is None else
+                             functools.partial(probe_target, name))
             for name in names
         }
         self._closed = False
