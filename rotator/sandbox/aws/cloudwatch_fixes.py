@@ -13,6 +13,10 @@ the statistic set is 1 [or] the Min and the Max values of the statistic set are 
 "percentile statistics are not available for metrics when any of the metric values are
 negative numbers". A percentile is the nearest-rank value: the smallest value with at
 least NN % of the samples at or below it.
+
+A metric is its namespace, name and *all* its dimensions: moto's GetMetricStatistics
+also counts data that has the asked dimensions among others (an ALB's per-target-group
+``RequestCount`` inside the load balancer's own); here only the exact set matches.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def install() -> None:
         return
     _patch(cw_models.CloudWatchBackend, "put_metric_data", _put_metric_data)
     _patch(cw_models.CloudWatchBackend, "get_metric_data", _get_metric_data)
+    _patch(cw_models.CloudWatchBackend, "get_metric_statistics", _exact_statistics)
     _patch(cw_responses.CloudWatchResponse, "get_metric_statistics", _get_metric_statistics)
     _installed = True
 
@@ -150,6 +155,19 @@ def _get_metric_data(original: Any, _context: ServingContext, backend: Any,
         if not query.get("Label"):
             result["label"] = f"{metric['MetricName']} {stat['Stat']}"
     return results
+
+
+def _exact_statistics(original: Any, _context: ServingContext, backend: Any, namespace: str,
+                      metric_name: str, *args: Any, **kwargs: Any) -> list[Any]:
+    dims = kwargs.get("dimensions") or []
+    points = original(backend, namespace, metric_name, *args, **kwargs)
+    kept = []
+    for point in points:
+        point.metric_data = [d for d in point.metric_data
+                             if _matches(d, namespace, metric_name, dims)]
+        if point.metric_data:
+            kept.append(point)
+    return kept
 
 
 def _get_metric_statistics(_original: Any, _context: ServingContext, response: Any) -> Any:
