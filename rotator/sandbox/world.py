@@ -42,6 +42,11 @@ log = logging.getLogger("rotator.sandbox.world")
 
 REGIONS = ("cn-north-1", "ap-southeast-1")
 SWEEP_SECONDS = 2.0
+# What a proxy instance's /health reflects. "backends" (a healthy task behind it) makes a
+# fresh slot's ELB lag its apps by HealthyThreshold x Interval, and rotator's traffic guard
+# refuses the first shift instead of waiting for it; "proxy" (the proxy process itself)
+# puts the proxies in service as soon as the slot's ELB exists.
+PROXY_HEALTH = "proxy"
 
 
 class Registrator:
@@ -156,6 +161,9 @@ class SlotMarathons:
         self.dataplane = dataplane
         self.time_scale = time_scale
         self.by_ip: dict[str, tuple[MarathonEmulator, Registrator, str, str]] = {}
+        # (region, group, slot) -> Marathon; read without the lock (the data plane's
+        # proxies ask on every change of their tasks and must not wait for EC2 reads)
+        self.by_slot: dict[tuple[str, str, str], MarathonEmulator] = {}
         self.lock = threading.Lock()
 
     def _instances(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -206,17 +214,14 @@ class SlotMarathons:
                                             listener=registrator, leader=host_port,
                                             runtime=runtime, time_scale=self.time_scale)
                 self.by_ip[ip] = (emulator, registrator, region, inst["InstanceId"])
+                self.by_slot[(region, group, slot)] = emulator
                 log.info("Marathon for %s/%s at %s", group, slot, host_port)
                 return emulator
         return None
 
     def for_slot(self, region: str, group: str, slot: str) -> MarathonEmulator | None:
         """The Marathon of a slot, once it has been addressed (a slot's proxies ask)."""
-        with self.lock:
-            for emulator, registrator, where, _ in self.by_ip.values():
-                if (where, registrator.group, registrator.slot) == (region, group, slot):
-                    return emulator
-        return None
+        return self.by_slot.get((region, group, slot))
 
     def emulators(self) -> list[MarathonEmulator]:
         with self.lock:
@@ -236,17 +241,21 @@ class SlotMarathons:
                     runtime.close()
                 with self.lock:
                     self.by_ip.pop(ip, None)
+                    key = (region, registrator.group, registrator.slot)
+                    if self.by_slot.get(key) is emulator:
+                        del self.by_slot[key]
                 log.info("slot %s-%s is gone: its Marathon and services too",
                          registrator.group, registrator.slot)
 
 
 class World:
     def __init__(self, folder: Path, *, step_seconds: float = 0.5, reattach: bool = True,
-                 time_scale: float = DEFAULT_TIME_SCALE):
+                 time_scale: float = DEFAULT_TIME_SCALE, proxy_health: str = PROXY_HEALTH):
         self.folder = folder
         self.step_seconds = step_seconds
         self.reattach = reattach
         self.time_scale = time_scale
+        self.proxy_health = proxy_health
         self._stop = threading.Event()
 
     def start(self) -> dict[str, Any]:
@@ -254,7 +263,8 @@ class World:
         self.aws = AwsEmulator().start()
         self.aws.warm(*REGIONS)
         self.dataplane = DataPlane(self.aws, time_scale=self.time_scale,
-                                   marathons=lambda *slot: self.marathons.for_slot(*slot))
+                                   marathons=lambda *slot: self.marathons.for_slot(*slot),
+                                   proxy_health=self.proxy_health)
         self.consul = ConsulCore(list(REGIONS), probe_target=self._consul_probe_target)
         self.consul_server = ConsulServer(self.consul, port=0)
         self.consul_server.start()
@@ -282,6 +292,7 @@ class World:
             "reattach": reattach,
             "lb_port": self.dataplane.lb_port,
             "time_scale": self.time_scale,
+            "proxy_health": self.proxy_health,
             "metric_period": self.dataplane.metric_period,
             "started_at": time.time(),
         }
@@ -348,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-seconds", type=float, default=0.5,
                         help="how long each Marathon deployment step takes")
     parser.add_argument("--no-reattach", action="store_true")
+    parser.add_argument("--proxy-health", choices=("proxy", "backends"), default=PROXY_HEALTH,
+                        help="what a proxy instance's /health reflects")
     parser.add_argument("--time-scale", type=parse_time_scale, default=DEFAULT_TIME_SCALE,
                         help="sandbox seconds per AWS second for health checks and metric "
                              "periods (default 1/6: a 60 s period lasts 10 s)")
@@ -355,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     folder = Path(args.dir).resolve()
     world = World(folder, step_seconds=args.step_seconds, reattach=not args.no_reattach,
-                  time_scale=args.time_scale)
+                  time_scale=args.time_scale, proxy_health=args.proxy_health)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -57,9 +57,10 @@ def _changes_balancers(operation: str | None) -> bool:
 
 class DataPlane:
     def __init__(self, aws: Any, *, time_scale: float = DEFAULT_TIME_SCALE,
-                 marathons: MarathonFinder | None = None,
+                 marathons: MarathonFinder | None = None, proxy_health: str = "backends",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.aws = aws
+        self.proxy_health = proxy_health
         self.time_scale = time_scale
         self.metric_period = metric_period(time_scale)
         self._marathons = marathons or (lambda region, group, slot: None)
@@ -155,7 +156,7 @@ class DataPlane:
                 proxy = None
             if proxy is None:
                 proxy = ProxyInstance(instance, self.book, self._marathons,
-                                      lambda: self._sessions["proxy"])
+                                      lambda: self._sessions["proxy"], self.proxy_health)
                 await proxy.start()
                 self._proxies[instance_id] = proxy
         assert self.balancers is not None

@@ -6,8 +6,10 @@ healthy (when the app has health checks), choosing the app by the request's Host
 against the app label ``HAPROXY_0_VHOST`` (comma-separated names, marathon-lb's
 convention); a Host no vhost names goes to the first app (by id) that has one. A
 connection refused by a task is retried on another (marathon-lb's haproxy template:
-``retries 3`` with ``option redispatch``). ``/health`` answers 200 while the proxy has a
-healthy backend, 503 otherwise.
+``retries 3`` with ``option redispatch``). ``/health`` is the proxy's own: with
+``health="backends"`` it answers 200 while the proxy has a healthy backend, 503 otherwise;
+with ``health="proxy"`` it answers 200 while the proxy runs (an haproxy's own health
+endpoint), so a slot's ELB sees its proxies in service before the apps are deployed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ log = logging.getLogger("rotator.sandbox.dataplane.proxies")
 VHOST_LABEL = "HAPROXY_0_VHOST"
 RETRIES = 3
 PROXY_PORT = 80
+HEALTH_MODES = ("backends", "proxy")
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,11 @@ MarathonFinder = Callable[[str, str, str], Any]
 
 class ProxyInstance:
     def __init__(self, instance: Instance, book: AddressBook, marathons: MarathonFinder,
-                 session: Callable[[], aiohttp.ClientSession]) -> None:
+                 session: Callable[[], aiohttp.ClientSession], health: str = "backends") -> None:
+        if health not in HEALTH_MODES:
+            raise ValueError(f"proxy health must be one of {HEALTH_MODES}, not {health!r}")
         self.instance = instance
+        self.health = health
         self.book = book
         self._marathons = marathons
         self._session = session
@@ -135,7 +141,7 @@ class ProxyInstance:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         table = await self.table()
         if request.path == "/health":
-            status = 200 if table.healthy else 503
+            status = 200 if table.healthy or self.health == "proxy" else 503
             return web.json_response({"healthy_backends": table.healthy}, status=status)
         backends = table.backends_for(request.host)
         if not backends:
