@@ -53,8 +53,10 @@ def test_classic_elb_forwards_only_to_healthy_instances(world):
     proxy, agent = slot.proxies[0]["InstanceId"], slot.agents[0]["InstanceId"]
     world.client("elb").register_instances_with_load_balancer(
         LoadBalancerName=name, Instances=[{"InstanceId": proxy}, {"InstanceId": agent}])
-    states = setup.instance_states(world, name)
-    assert states[proxy] == ("OutOfService", "Instance registration is still in progress.")
+    # in service after its first passing check (HealthyHostCount: "a newly registered
+    # instance is considered healthy after it passes the first health check")
+    assert setup.instance_states(world, name)[proxy] in (
+        ("OutOfService", "Instance registration is still in progress."), ("InService", "N/A"))
     wait_for(lambda: setup.instance_states(world, name)[proxy][0] == "InService")
     # nothing listens on the agent's port 80: it fails its checks
     wait_for(lambda: setup.instance_states(world, name)[agent] == (
@@ -75,7 +77,10 @@ def test_classic_elb_forwards_only_to_healthy_instances(world):
     slot.marathon.set_health("/web", "unhealthy")
     wait_for(lambda: setup.instance_states(world, name)[proxy][0] == "OutOfService")
     assert _get(url).status_code == 503
+    # back in service after HealthyThreshold (2) consecutive passing checks
     slot.marathon.set_health("/web", "healthy")
+    wait_for(lambda: setup.instance_states(world, name)[proxy][0] == "InService")
+    assert _get(url).status_code == 200
 
 
 def test_alb_splits_requests_by_listener_weights_across_target_groups(world):
@@ -188,3 +193,25 @@ def test_a_deleted_load_balancer_refuses_connections(world, kind):
     assert world.plane.lb_address(dns) is None
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((address, world.plane.lb_port), timeout=5)
+
+
+def test_a_proxy_answers_health_by_its_backends_or_by_itself(world):
+    """``backends``: 200 only with a healthy task behind it; ``proxy``: 200 while it runs."""
+    from rotator.sandbox.dataplane.addresses import AddressBook
+    from rotator.sandbox.dataplane.inventory import Instance
+    from rotator.sandbox.dataplane.proxies import ProxyInstance
+
+    slot = world.slot("blue", agents=1, cidr="10.79.0.0/16")  # nothing deployed
+    proxy_ip = slot.proxies[0]["PrivateIpAddress"]
+    wait_for(lambda: world.endpoint(slot, proxy_ip, 80))
+    plain = world.endpoint(slot, proxy_ip, 80)
+    assert http().get(plain.url + "/health", timeout=5).status_code == 503
+    assert _get(plain.url + "/").status_code == 503
+    instance = Instance("i-self", "cn-north-1", "running", proxy_ip, slot.vpc, slot.ami,
+                        (("group", slot.group), ("slot", "blue"), ("role", "proxy")))
+    own = ProxyInstance(instance, AddressBook(), lambda *key: None, lambda: None, "proxy")
+    world.plane.loop.run(own.start())
+    try:
+        assert http().get(own.server.endpoint.url + "/health", timeout=5).status_code == 200
+    finally:
+        world.plane.loop.call_soon(own.close)

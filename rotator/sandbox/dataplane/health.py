@@ -1,11 +1,12 @@
 """Load-balancer health checks, run for real against the registered targets.
 
-Classic ELB (Classic Load Balancers guide, "Configure health checks" and
-DescribeInstanceHealth): a new instance is ``OutOfService`` ("Instance registration is
-still in progress.") until ``HealthyThreshold`` consecutive checks pass; an
+Classic ELB (Classic Load Balancers guide, "Configure health checks", "CloudWatch
+metrics" and DescribeInstanceHealth): a new instance is ``OutOfService`` ("Instance
+registration is still in progress.") until its first check; "a newly registered instance
+is considered healthy after it passes the first health check" (``HealthyHostCount``); an
 ``InService`` instance goes ``OutOfService`` after ``UnhealthyThreshold`` consecutive
-failures, and back after ``HealthyThreshold`` successes. An HTTP check passes on
-"200 OK" only, within the response timeout.
+failures, and back after ``HealthyThreshold`` consecutive successes. An HTTP check passes
+on "200 OK" only, within the response timeout.
 
 ALB target groups (ALB guide, "Health checks for your target groups", TargetHealth API):
 a new target is ``initial`` (``Elb.RegistrationInProgress``, then
@@ -112,10 +113,9 @@ class HealthTracker:
             if self.failures >= self.check.unhealthy_threshold:
                 return Verdict("OutOfService", "Instance", CLASSIC_FAILED)
             return current
-        if self.successes >= self.check.healthy_threshold:
+        registering = current.description == CLASSIC_REGISTERING
+        if (registering and outcome.ok) or self.successes >= self.check.healthy_threshold:
             return Verdict("InService", "N/A", "N/A")
-        if current.description == CLASSIC_REGISTERING and outcome.ok:
-            return current
         if self.failures >= self.check.unhealthy_threshold or current.reason == "Instance":
             return Verdict("OutOfService", "Instance", CLASSIC_FAILED)
         return current
