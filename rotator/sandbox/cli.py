@@ -27,10 +27,15 @@ def sandbox() -> None:
     Marathon and Consul emulators."""
 
 
+TIME_SCALE_HELP = ("sandbox seconds per AWS second for health-check intervals and timeouts "
+                   "and the CloudWatch period, e.g. 1/6 (the default) or 0.05")
+
+
 @sandbox.command("up")
 @click.option("--step-seconds", default=0.5, show_default=True,
               help="how long each Marathon deployment step takes")
-def up_cmd(step_seconds):
+@click.option("--time-scale", default=None, help=TIME_SCALE_HELP)
+def up_cmd(step_seconds, time_scale):
     """Start the world in the background and build every group's blue slot."""
     from rotator.sandbox.control import Sandbox
     from rotator.sandbox.tf_install import (
@@ -41,8 +46,20 @@ def up_cmd(step_seconds):
 
     require_provider_source(os.environ, DEFAULT_MIRROR_DIRS, registry_reachable)
     box = Sandbox(_project())
-    box.up(_say, step_seconds)
+    box.up(_say, step_seconds, _time_scale(time_scale))
     _say("stop it with: rotate sandbox down")
+
+
+def _time_scale(text):
+    if text is None:
+        return None
+    from rotator.sandbox.dataplane.timescale import parse_time_scale
+
+    try:
+        parse_time_scale(text)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--time-scale") from None
+    return text
 
 
 @sandbox.command("down")
@@ -58,13 +75,14 @@ def down_cmd():
 
 @sandbox.command("reset")
 @click.option("--step-seconds", default=0.5, show_default=True)
-def reset_cmd(step_seconds):
+@click.option("--time-scale", default=None, help=TIME_SCALE_HELP)
+def reset_cmd(step_seconds, time_scale):
     """Stop the world and bring a fresh one up."""
     from rotator.sandbox.control import Sandbox
 
     box = Sandbox(_project())
     box.stop_world()
-    box.up(_say, step_seconds)
+    box.up(_say, step_seconds, _time_scale(time_scale))
 
 
 @sandbox.command("status")
@@ -87,6 +105,10 @@ def status_cmd():
     if info.get("dns"):
         host, port = info["dns"].rsplit(":", 1)
         _say(f"  dns:              {info['dns']} (port {port}; dig @{host} -p {port} NAME)")
+    if info.get("lb_port"):
+        _say(f"  load balancers:   each on its own 127.x.y.z, port {info['lb_port']} "
+             f"(health checks and metrics at time scale {info.get('time_scale', 1):.4g}, "
+             f"CloudWatch period {info.get('metric_period', 60)}s)")
     _say(f"  terraform:        {info['terraform']} (providers: "
          + (", ".join(sorted(info['reattach'])) or "launched per command") + ")")
     seed = box.seed()
@@ -99,14 +121,31 @@ def status_cmd():
 @click.option("--from", "from_ami", help="the AMI to start from (default: a fresh base)")
 @click.option("--region", default=None, help="region (default: the group's, or cn-north-1)")
 @click.option("--group", "group_name", help="bake for this group's region")
-def bake_cmd(from_ami, region, group_name):
+@click.option("--fault", type=click.Choice(["5xx", "slow", "unhealthy", "crash"]),
+              help="bake a bad release: its tasks answer 500s (5xx), answer late (slow), "
+                   "fail their health check (unhealthy) or exit (crash)")
+@click.option("--rate", type=click.FloatRange(0, 1), default=None,
+              help="share of requests (5xx, slow) or of tasks (unhealthy, crash); default 1")
+@click.option("--after", "after", default=None,
+              help="how long after a task starts the fault begins, e.g. 30s "
+                   "(default: 0 for 5xx and slow, 10s for unhealthy and crash)")
+@click.option("--latency", default=None, help="added latency of slow requests (default 500ms)")
+def bake_cmd(from_ami, region, group_name, fault, rate, after, latency):
     """Register a new AMI, as a Packer build would, and print its id."""
     from rotator.sandbox.control import Sandbox
 
     project = _project()
     if group_name:
         region = project.group(group_name).aws.region
-    click.echo(Sandbox(project).bake(region or "cn-north-1", from_ami))
+    baked = None
+    if fault:
+        from rotator.sandbox.dataplane.faults import ReleaseFault
+
+        baked = ReleaseFault.of(fault, rate, _seconds(after, "--after"),
+                                _seconds(latency, "--latency"))
+    elif any(v is not None for v in (rate, after, latency)):
+        raise click.UsageError("--rate, --after and --latency describe a --fault")
+    click.echo(Sandbox(project).bake(region or "cn-north-1", from_ami, fault=baked))
 
 
 def _duration(ctx, param, value):
@@ -163,3 +202,14 @@ def load_cmd(name, rps, duration, clients, ttl_ignoring, overstay, connect_timeo
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(render(report, output))
+
+
+def _seconds(text, hint):
+    if text is None:
+        return None
+    from rotator.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None

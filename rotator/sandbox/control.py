@@ -60,7 +60,8 @@ class Sandbox:
             return None
         return json.loads(self.world_file.read_text())
 
-    def start_world(self, step_seconds: float = 0.5, timeout: float = 120.0) -> dict[str, Any]:
+    def start_world(self, step_seconds: float = 0.5, timeout: float = 120.0,
+                    time_scale: str | None = None) -> dict[str, Any]:
         info = self.info()
         if info is not None:
             return info
@@ -69,7 +70,8 @@ class Sandbox:
         log = open(self.log_file, "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "rotator.sandbox.world", "--dir", str(self.folder),
-             "--step-seconds", str(step_seconds)],
+             "--step-seconds", str(step_seconds),
+             *(["--time-scale", str(time_scale)] if time_scale else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=self.project.root,
         )
@@ -139,10 +141,13 @@ class Sandbox:
             raise SandboxError("the sandbox is not running: `rotate sandbox up` starts it")
         return AwsEmulatorControl(info["aws"])
 
-    def bake(self, region: str, from_ami: str | None = None, name: str | None = None) -> str:
+    def bake(self, region: str, from_ami: str | None = None, name: str | None = None,
+             fault: Any = None) -> str:
+        """Register an AMI; with ``fault`` (a ``ReleaseFault``) its tasks misbehave."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return self.control().register_ami(name or f"rotator-app-{stamp}-{time.time_ns() % 10**6}",
-                                           region=region, from_ami=from_ami)
+                                           region=region, from_ami=from_ami,
+                                           tags=fault.tags() if fault is not None else None)
 
     def seed(self) -> dict[str, Any]:
         try:
@@ -213,9 +218,9 @@ class Sandbox:
                 run_failover(self.project, name, group.peer, force=False, action="failback")
                 say(f"  {group.peer}: serves the pair's records ({name} on standby)")
 
-    def up(self, say, step_seconds: float = 0.5) -> dict[str, Any]:
+    def up(self, say, step_seconds: float = 0.5, time_scale: str | None = None) -> dict[str, Any]:
         started = time.monotonic()
-        self.start_world(step_seconds)
+        self.start_world(step_seconds, time_scale=time_scale)
         say(f"world running (pid {self.pid()}); environment in {self.env_file}")
         with ThreadPoolExecutor(1) as pool:
             # Terraform validates each group's configuration (seconds each, verdict cached)

@@ -13,6 +13,10 @@
 - DNS: a real DNS server (UDP and TCP) answering from the hosted zones, with
   their weights and TTLs; load balancer names resolve to their loopback
   addresses (``World.lb_address``).
+- the data plane (``rotator.sandbox.dataplane``): every task a real HTTP
+  endpoint, every proxy instance and load balancer a real proxy, with real
+  health checks and CloudWatch metrics; one time scale (``--time-scale``)
+  shortens every health-check interval and metric period.
 
 ``python -m rotator.sandbox.world --dir .rotator/sandbox`` runs it until
 SIGTERM; ``world.json`` in that folder says where everything listens.
@@ -32,6 +36,8 @@ from typing import Any
 
 from rotator.sandbox.aws import AwsEmulator
 from rotator.sandbox.consul import ConsulCore, ConsulServer
+from rotator.sandbox.consul.durations import format_duration
+from rotator.sandbox.dataplane import DEFAULT_TIME_SCALE, DataPlane, parse_time_scale
 from rotator.sandbox.dns import MotoHostedZones, SandboxDns
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
 from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
@@ -40,21 +46,33 @@ log = logging.getLogger("rotator.sandbox.world")
 
 REGIONS = ("cn-north-1", "ap-southeast-1")
 SWEEP_SECONDS = 2.0
+# What a proxy instance's /health reflects. "backends" (a healthy task behind it) makes a
+# fresh slot's ELB lag its apps by HealthyThreshold x Interval, and rotator's traffic guard
+# refuses the first shift instead of waiting for it; "proxy" (the proxy process itself)
+# puts the proxies in service as soon as the slot's ELB exists.
+PROXY_HEALTH = "proxy"
 
 
 class Registrator:
-    """Registers a slot's tasks in Consul with a TTL check that follows their health.
+    """Registers a slot's tasks in Consul with an HTTP (or TCP) check of the task itself.
 
     It knows a task only by what its app definition says, as the registrars of a real
-    cluster do: gliderlabs/registrator reads ``SERVICE_NAME`` and ``SERVICE_TAGS`` from
-    the container's environment or labels; allegro/marathon-consul registers apps
-    labelled ``consul`` (its value, when set, is the service name) and turns every label
-    whose value is ``tag`` into a tag. Both conventions are honoured.
+    cluster do: gliderlabs/registrator reads ``SERVICE_NAME``, ``SERVICE_TAGS`` and
+    ``SERVICE_CHECK_HTTP``/``SERVICE_CHECK_TCP``/``SERVICE_CHECK_INTERVAL``/
+    ``SERVICE_CHECK_TIMEOUT`` from the container's environment or labels;
+    allegro/marathon-consul registers apps labelled ``consul`` (its value, when set, is the
+    service name) and turns every label whose value is ``tag`` into a tag. Without a
+    ``SERVICE_CHECK_*`` setting the check is the app's first Marathon health check.
+    Consul's own check runner probes the task's private address, which the sandbox's
+    address book maps to the task's loopback endpoint; intervals and timeouts are
+    multiplied by the sandbox's time scale.
     """
 
-    def __init__(self, consul: ConsulCore, datacenter: str, group: str, slot: str):
+    def __init__(self, consul: ConsulCore, datacenter: str, group: str, slot: str,
+                 time_scale: float = 1.0):
         self.dc = consul.dc(datacenter)
         self.group, self.slot = group, slot  # of the node (from its EC2 tags), not the tasks
+        self.time_scale = time_scale
         self.tasks: dict[str, str] = {}  # task id -> node
 
     @staticmethod
@@ -73,28 +91,57 @@ class Registrator:
             tags += [k for k, v in task.labels.items() if v == "tag" and k not in tags]
         return tags
 
+    def _scaled(self, seconds: float) -> str:
+        return format_duration(max(0.001, seconds * self.time_scale))
+
+    def check(self, task: TaskInfo) -> dict[str, Any] | None:
+        from rotator.sandbox.consul.durations import parse_duration
+
+        port = task.ports[0] if task.ports else 0
+        http, tcp = self._meta(task, "SERVICE_CHECK_HTTP"), self._meta(task, "SERVICE_CHECK_TCP")
+        interval = parse_duration(self._meta(task, "SERVICE_CHECK_INTERVAL") or "10s")
+        timeout = parse_duration(self._meta(task, "SERVICE_CHECK_TIMEOUT") or "0s") or None
+        if not http and not tcp and task.health_checks:
+            hc = task.health_checks[0]
+            protocol = str(hc.get("protocol", "HTTP")).upper().removeprefix("MESOS_")
+            index = int(hc.get("portIndex") or 0)
+            port = task.ports[index] if index < len(task.ports) else port
+            interval = float(hc.get("intervalSeconds", 10))
+            timeout = float(hc.get("timeoutSeconds", 5))
+            if protocol == "TCP":
+                tcp = "true"
+            else:
+                http = hc.get("path") or "/" if protocol != "COMMAND" else "/health"
+        if not http and not tcp:
+            return None
+        check: dict[str, Any] = {"CheckID": f"service:{task.task_id}", "Name": "service check",
+                                 "Interval": self._scaled(interval)}
+        if timeout:
+            check["Timeout"] = self._scaled(timeout)
+        if http:
+            check["HTTP"] = f"http://{task.host}:{port}{http if http.startswith('/') else '/' + http}"
+        else:
+            check["TCP"] = f"{task.host}:{port}"
+        return check
+
     def task_started(self, task: TaskInfo) -> None:
         self.dc.register_node(task.host, task.host, meta={"group": self.group, "slot": self.slot})
-        status = "critical" if task.health_checks else "passing"
-        self.dc.register_service({
+        definition: dict[str, Any] = {
             "ID": task.task_id,
             "Name": self.service_name(task),
             "Tags": self.tags(task),
             "Address": task.host,
             "Port": task.ports[0] if task.ports else 0,
             "Meta": {"marathon_app": task.app_id},
-            "Check": {"CheckID": f"service:{task.task_id}", "Name": "marathon health",
-                      "TTL": "24h", "Status": status},
-        }, node=task.host)
+        }
+        check = self.check(task)
+        if check is not None:
+            definition["Check"] = check
+        self.dc.register_service(definition, node=task.host)
         self.tasks[task.task_id] = task.host
 
     def task_health_changed(self, task: TaskInfo, alive: bool) -> None:
-        node = self.tasks.get(task.task_id)
-        if node is None:
-            return
-        self.dc.update_check(f"service:{task.task_id}", "passing" if alive else "critical",
-                             "marathon health check " + ("passed" if alive else "failed"),
-                             node=node)
+        pass  # Consul runs its own check of the task
 
     def task_killed(self, task: TaskInfo) -> None:
         node = self.tasks.pop(task.task_id, None)
@@ -110,11 +157,17 @@ class Registrator:
 class SlotMarathons:
     """Finds (and creates) the Marathon emulator behind a slot's Marathon address."""
 
-    def __init__(self, aws: AwsEmulator, consul: ConsulCore, step_seconds: float):
+    def __init__(self, aws: AwsEmulator, consul: ConsulCore, step_seconds: float,
+                 dataplane: DataPlane | None = None, time_scale: float = 1.0):
         self.aws = aws
         self.consul = consul
         self.step_seconds = step_seconds
+        self.dataplane = dataplane
+        self.time_scale = time_scale
         self.by_ip: dict[str, tuple[MarathonEmulator, Registrator, str, str]] = {}
+        # (region, group, slot) -> Marathon; read without the lock (the data plane's
+        # proxies ask on every change of their tasks and must not wait for EC2 reads)
+        self.by_slot: dict[tuple[str, str, str], MarathonEmulator] = {}
         self.lock = threading.Lock()
 
     def _instances(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,14 +210,22 @@ class SlotMarathons:
                 inst = found[0]
                 tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
                 group, slot = tags.get("group", "?"), tags.get("slot", "?")
-                registrator = Registrator(self.consul, region, group, slot)
+                registrator = Registrator(self.consul, region, group, slot, self.time_scale)
+                runtime = (None if self.dataplane is None
+                           else self.dataplane.slot_tasks(region, inst.get("VpcId", "")))
                 emulator = MarathonEmulator(agents=self._agents(region, group, slot),
                                             step_seconds=self.step_seconds,
-                                            listener=registrator, leader=host_port)
+                                            listener=registrator, leader=host_port,
+                                            runtime=runtime, time_scale=self.time_scale)
                 self.by_ip[ip] = (emulator, registrator, region, inst["InstanceId"])
+                self.by_slot[(region, group, slot)] = emulator
                 log.info("Marathon for %s/%s at %s", group, slot, host_port)
                 return emulator
         return None
+
+    def for_slot(self, region: str, group: str, slot: str) -> MarathonEmulator | None:
+        """The Marathon of a slot, once it has been addressed (a slot's proxies ask)."""
+        return self.by_slot.get((region, group, slot))
 
     def emulators(self) -> list[MarathonEmulator]:
         with self.lock:
@@ -178,27 +239,42 @@ class SlotMarathons:
             alive = self._instances(region, [{"Name": "instance-id", "Values": [instance_id]}])
             if not alive:
                 registrator.forget_all()
+                emulator = self.by_ip.get(ip, (None,))[0]
+                runtime = getattr(emulator, "runtime", None)
+                if runtime is not None:
+                    runtime.close()
                 with self.lock:
                     self.by_ip.pop(ip, None)
+                    key = (region, registrator.group, registrator.slot)
+                    if self.by_slot.get(key) is emulator:
+                        del self.by_slot[key]
                 log.info("slot %s-%s is gone: its Marathon and services too",
                          registrator.group, registrator.slot)
 
 
 class World:
-    def __init__(self, folder: Path, *, step_seconds: float = 0.5, reattach: bool = True):
+    def __init__(self, folder: Path, *, step_seconds: float = 0.5, reattach: bool = True,
+                 time_scale: float = DEFAULT_TIME_SCALE, proxy_health: str = PROXY_HEALTH):
         self.folder = folder
         self.step_seconds = step_seconds
         self.reattach = reattach
+        self.time_scale = time_scale
+        self.proxy_health = proxy_health
         self._stop = threading.Event()
 
     def start(self) -> dict[str, Any]:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.aws = AwsEmulator().start()
         self.aws.warm(*REGIONS)
-        self.consul = ConsulCore(list(REGIONS))
+        self.dataplane = DataPlane(self.aws, time_scale=self.time_scale,
+                                   marathons=lambda *slot: self.marathons.for_slot(*slot),
+                                   proxy_health=self.proxy_health)
+        self.consul = ConsulCore(list(REGIONS), probe_target=self._consul_probe_target)
         self.consul_server = ConsulServer(self.consul, port=0)
         self.consul_server.start()
-        self.marathons = SlotMarathons(self.aws, self.consul, self.step_seconds)
+        self.marathons = SlotMarathons(self.aws, self.consul, self.step_seconds,
+                                       self.dataplane, self.time_scale)
+        self.dataplane.start()
         self.fleet_server = ServerThread(MarathonFleet(self.marathons.resolve,
                                                        self.marathons.emulators))
         self.fleet_server.start()
@@ -220,18 +296,18 @@ class World:
             "terraform": self.terraform.terraform,
             "cli_config": str(self.terraform.cli_config),
             "reattach": reattach,
+            "lb_port": self.dataplane.lb_port,
+            "time_scale": self.time_scale,
+            "proxy_health": self.proxy_health,
+            "metric_period": self.dataplane.metric_period,
             "started_at": time.time(),
         }
         threading.Thread(target=self._sweeper, name="sweeper", daemon=True).start()
         return self.info
 
     def lb_address(self, dns_name: str) -> str | None:
-        """The loopback address the load balancer named ``dns_name`` listens at.
-
-        The serving data plane answers this; until it is part of the world no
-        balancer listens, and their names resolve to nothing.
-        """
-        return None
+        """The loopback address the load balancer named ``dns_name`` listens at."""
+        return self.dataplane.lb_address(dns_name)
 
     def _sweeper(self) -> None:
         while not self._stop.wait(SWEEP_SECONDS):
@@ -240,10 +316,28 @@ class World:
             except Exception:  # the sweeper must outlive a failed EC2 read
                 log.exception("sweep failed")
 
+    def _consul_probe_target(self, datacenter: str, kind: str, target: str) -> str | None:
+        """Consul's checks of a task's private address go to its loopback endpoint."""
+        from urllib.parse import urlsplit
+
+        if kind == "http":
+            parts = urlsplit(target)
+            host, port = parts.hostname or "", parts.port or 80
+        else:
+            host, _, port_text = target.rpartition(":")
+            port = int(port_text) if port_text.isdigit() else 0
+        endpoint = self.dataplane.book.lookup(host, port, region=datacenter)
+        if endpoint is None:
+            return None
+        if kind == "http":
+            return parts._replace(netloc=f"{endpoint.host}:{endpoint.port}").geturl()
+        return f"{endpoint.host}:{endpoint.port}"
+
     def stop(self) -> None:
         self._stop.set()
         for part in (self.terraform.stop, self.dns.stop, self.fleet_server.stop,
-                     self.consul_server.stop, self.consul.close, self.aws.stop):
+                     self.consul_server.stop, self.consul.close, self.dataplane.stop,
+                     self.aws.stop):
             try:
                 part()
             except Exception:
@@ -277,10 +371,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-seconds", type=float, default=0.5,
                         help="how long each Marathon deployment step takes")
     parser.add_argument("--no-reattach", action="store_true")
+    parser.add_argument("--proxy-health", choices=("proxy", "backends"), default=PROXY_HEALTH,
+                        help="what a proxy instance's /health reflects")
+    parser.add_argument("--time-scale", type=parse_time_scale, default=DEFAULT_TIME_SCALE,
+                        help="sandbox seconds per AWS second for health checks and metric "
+                             "periods (default 1/6: a 60 s period lasts 10 s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     folder = Path(args.dir).resolve()
-    world = World(folder, step_seconds=args.step_seconds, reattach=not args.no_reattach)
+    world = World(folder, step_seconds=args.step_seconds, reattach=not args.no_reattach,
+                  time_scale=args.time_scale, proxy_health=args.proxy_health)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

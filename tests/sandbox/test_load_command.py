@@ -123,6 +123,9 @@ def test_the_groups_behind_a_name_come_from_their_records_or_edge_balancer():
     assert groups_serving(project, "www.rotator-demo.cn.") == ["prd-cn"]
     assert groups_serving(project, "api.rotator-demo.sg") == ["prd-sg-master", "prd-sg-slave"]
     assert groups_serving(project, "prd-cn-edge-5f3a.cn-north-1.elb.amazonaws.com.cn") == ["prd-cn"]
+    # a pair's edge belongs to its master and carries both groups
+    assert groups_serving(project, "prd-sg-master-edge-1.ap-southeast-1.elb.amazonaws.com") == [
+        "prd-sg-master", "prd-sg-slave"]
     assert groups_serving(project, "elsewhere.example") == []
 
 

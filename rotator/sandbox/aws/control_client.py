@@ -86,10 +86,13 @@ class AwsEmulatorControl:
     def reset_calls(self) -> None:
         self._request("DELETE", "calls")
 
-    def register_ami(self, name: str, *, region: str, from_ami: str | None = None) -> str:
+    def register_ami(self, name: str, *, region: str, from_ami: str | None = None,
+                     tags: list[dict[str, str]] | None = None) -> str:
         body: dict[str, Any] = {"name": name, "region": region}
         if from_ami is not None:
             body["from_ami"] = from_ami
+        if tags:
+            body["tags"] = tags
         return self._request("POST", "amis", body)["image_id"]
 
     def reset(self) -> None:

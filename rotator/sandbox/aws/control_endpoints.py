@@ -9,7 +9,7 @@ another process (see :class:`~rotator.sandbox.aws.control_client.AwsEmulatorCont
     POST   target-health             {target_group_arn, target_id, state: "healthy"|"unhealthy"|...|null}
     GET    calls                     {"ec2:RunInstances": 3, ...}
     DELETE calls                     reset the counts
-    POST   amis                      {name, region, from_ami?} -> {"image_id": "ami-..."}
+    POST   amis                      {name, region, from_ami?, tags?} -> {"image_id": "ami-..."}
     POST   reset                     wipe resources, faults, overrides and counts
     POST   route53-propagation       {seconds}: how long each change stays PENDING
 """
@@ -102,7 +102,8 @@ def _dispatch(
         data = _body(request)
         _require(data, "name", "region")
         image_id = emulator.register_ami(
-            data["name"], region=data["region"], from_ami=data.get("from_ami")
+            data["name"], region=data["region"], from_ami=data.get("from_ami"),
+            tags=data.get("tags"),
         )
         return 200, {"image_id": image_id}
     if (method, route) == ("POST", "route53-propagation"):

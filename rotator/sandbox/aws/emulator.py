@@ -65,6 +65,9 @@ class AwsEmulator:
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
         self.route53_changes = ChangeBook(clock=time.monotonic)
+        self._observers: list[Callable[[str | None], None]] = []
+        # Where real health-check results come from (the world's data plane); None: moto's.
+        self.health_source: Any = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -102,9 +105,11 @@ class AwsEmulator:
                 create_backend_app,
             )
 
-            from . import moto_fixes
+            from . import cloudwatch_fixes, health_fixes, moto_fixes
 
+            health_fixes.install()  # first: the fixes of moto_fixes wrap these
             moto_fixes.install()
+            cloudwatch_fixes.install()
             self._moto_app = DomainDispatcherApplication(create_backend_app)
             # moto's handler keeps S3 metadata headers spelt with underscores.
             self._server.RequestHandlerClass = _quiet(MotoRequestHandler)
@@ -169,10 +174,39 @@ class AwsEmulator:
         self.wait_ready()
         from moto.moto_api._internal.models import moto_api_backend
 
-        moto_api_backend.reset()
+        with _MOTO_LOCK:
+            moto_api_backend.reset()
         self.clear_faults()
         self.reset_calls()
         self.clear_instance_health()
+        self._notify("reset")
+
+    # ------------------------------------------------------------ observers
+
+    def add_observer(self, fn: Callable[[str | None], None]) -> None:
+        """``fn(operation)`` after every AWS request moto served ("service:Operation",
+        None when it cannot be told, "reset" after a reset), in the serving thread,
+        before the response leaves: what it changes is in place when the caller hears."""
+        self._observers.append(fn)
+
+    def remove_observer(self, fn: Callable[[str | None], None]) -> None:
+        if fn in self._observers:
+            self._observers.remove(fn)
+
+    def _notify(self, operation: str | None) -> None:
+        for fn in list(self._observers):
+            try:
+                fn(operation)
+            except Exception:  # an observer's failure is not the caller's
+                import logging
+
+                logging.getLogger("rotator.sandbox.aws").exception("observer failed")
+
+    def inspect(self, read: Callable[[], Any]) -> Any:
+        """``read()`` (which may look at moto's models) while no request changes them."""
+        self.wait_ready()
+        with _MOTO_LOCK:
+            return read()
 
     # ------------------------------------------------------------------ faults
 
@@ -255,12 +289,20 @@ class AwsEmulator:
 
     # -------------------------------------------------------------------- AMIs
 
-    def register_ami(self, name: str, *, region: str, from_ami: str | None = None) -> str:
+    def register_ami(self, name: str, *, region: str, from_ami: str | None = None,
+                     tags: list[dict[str, str]] | None = None) -> str:
         """Register a new AMI as a Packer build would; returns its id.
 
         With ``from_ami``: launch a builder instance from it, image it, then
         terminate the builder. Without: register an EBS-backed image directly.
+        ``tags`` are set on the image (the sandbox records baked faults there).
         """
+        image_id = self._build_ami(name, region=region, from_ami=from_ami)
+        if tags:
+            self.client("ec2", region, internal=True).create_tags(Resources=[image_id], Tags=tags)
+        return image_id
+
+    def _build_ami(self, name: str, *, region: str, from_ami: str | None) -> str:
         ec2 = self.client("ec2", region, internal=True)
         if from_ami is None:
             return ec2.register_image(
@@ -305,8 +347,8 @@ class AwsEmulator:
 
         self.wait_ready()
         body = _read_body(environ)
+        operation = identify(environ, body)
         if not environ.get(_INTERNAL_ENVIRON):
-            operation = identify(environ, body)
             if operation is not None:
                 name = str(operation)
                 with self._lock:
@@ -317,7 +359,7 @@ class AwsEmulator:
                 fault = decision.fault
                 if fault is not None:
                     if fault.applied:
-                        self._serve_moto(environ, lambda *_: None)
+                        self._serve_moto(environ, lambda *_: None, operation)
                     status = fault.status or default_status(fault.code)
                     message = fault.message or f"Injected fault {fault.code} on {name}"
                     status, headers, payload = error_response(
@@ -326,9 +368,10 @@ class AwsEmulator:
                     start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
                     return [payload]
 
-        return self._serve_moto(environ, start_response)
+        return self._serve_moto(environ, start_response, operation)
 
-    def _serve_moto(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+    def _serve_moto(self, environ: dict[str, Any], start_response: Callable,
+                    operation: Any) -> list[bytes]:
         token = serving.set(self)
         try:
             # moto renders the whole response inside this call (no streaming). Its backends
@@ -336,9 +379,15 @@ class AwsEmulator:
             # that had been stored and failed on its own resources (InvalidSubnet.Conflict,
             # DuplicateLoadBalancerName). One request at a time.
             with _MOTO_LOCK:
-                return list(self._moto_app(environ, start_response))
+                result = list(self._moto_app(environ, start_response))
         finally:
             serving.reset(token)
+        if self._observers:
+            if environ.get("PATH_INFO", "").startswith("/moto-api/reset"):
+                self._notify("reset")
+            else:
+                self._notify(None if operation is None else str(operation))
+        return result
 
 
 _MOTO_LOCK = threading.Lock()  # per process, like moto's state

@@ -348,11 +348,13 @@ def _describe_instance_health(
     states = original(backend, lb_name, instances)
     for state in states:
         forced = context.forced_health(lb_name, state["InstanceId"])
-        if forced is not None and state["State"] != "Unknown":
+        if forced is not None and state["State"] != "Unknown" and forced != state["State"]:
             state["State"] = forced
+            state.pop("ReasonCode", None)  # a forced state's reason is not the real one's
+            state.pop("Description", None)
         if state["State"] == "OutOfService":
-            state["ReasonCode"] = "Instance"
-            state["Description"] = OUT_OF_SERVICE_DESCRIPTION
+            state.setdefault("ReasonCode", "Instance")
+            state.setdefault("Description", OUT_OF_SERVICE_DESCRIPTION)
     return states
 
 

@@ -8,6 +8,7 @@ queries wake up exactly as they would for an HTTP write.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,9 +34,13 @@ class ConsulCore:
         clock: Callable[[], float] = time.monotonic,
         run_timers: bool = True,
         prometheus: bool = False,
+        probe_target: Callable[[str, str, str], str | None] | None = None,
     ):
         """``clock`` drives TTLs, session expiry and lock-delay (inject one to test them);
-        ``prometheus`` stands for a positive ``telemetry.prometheus_retention_time``."""
+        ``prometheus`` stands for a positive ``telemetry.prometheus_retention_time``;
+        ``probe_target(datacenter, kind, target)``: where an HTTP/TCP check of ``target``
+        really goes (a loopback target), or None when unreachable; default: loopback
+        targets only."""
         names = list(datacenters) or ["dc1"]
         self.acl_token = acl_token
         self.tokens = AgentTokens(acl_token)
@@ -51,7 +56,9 @@ class ConsulCore:
         self._dcs = {
             name: Datacenter(name, node_name or f"consul-{name}", lock=self._lock,
                              notifier=self.notifier, clock=clock, poke=self._poke,
-                             log=self.log.emit)
+                             log=self.log.emit,
+                             probe_target=None if probe_target is None else
+                             functools.partial(probe_target, name))
             for name in names
         }
         self._closed = False

@@ -75,8 +75,13 @@ class Datacenter:
         clock: Callable[[], float],
         poke: Callable[[], None] = lambda: None,
         log: Callable[..., None] = lambda *args, **fields: None,
+        probe_target: Callable[[str, str], str | None] | None = None,
     ):
         self.name = name
+        # (kind, target) -> the loopback target to probe, None when unreachable; by default
+        # only loopback targets are probed (the sandbox maps private addresses)
+        self.probe_target = probe_target or (
+            lambda kind, target: target if is_loopback_target(kind, target) else None)
         self.node_name = node_name
         self._lock = lock
         self._notifier = notifier
@@ -416,7 +421,7 @@ class Datacenter:
         now = self._clock()
         if chk.kind == "ttl" and chk.ttl > 0:
             chk.ttl_deadline = now + chk.ttl
-        elif chk.kind in ("http", "tcp") and is_loopback_target(chk.kind, chk.target):
+        elif chk.kind in ("http", "tcp") and self.probe_target(chk.kind, chk.target):
             chk.next_probe = now
         self.checks[key] = chk
         if chk.status == CRITICAL:
@@ -548,7 +553,13 @@ class Datacenter:
                     self._set_status(chk, CRITICAL, "TTL expired")
                 if chk.next_probe is not None and chk.next_probe <= now and not chk.probing:
                     chk.probing = True
-                    probes.append(((chk.node, chk.check_id), chk.kind, chk.target, chk.method,
+                    target = self.probe_target(chk.kind, chk.target)
+                    if target is None:  # nothing listens there (any more)
+                        chk.probing = False
+                        chk.next_probe = now + chk.interval
+                        self._set_status(chk, CRITICAL, f"dial {chk.target}: connection refused")
+                        continue
+                    probes.append(((chk.node, chk.check_id), chk.kind, target, chk.method,
                                    chk.header, chk.body, chk.timeout, chk.tls_skip_verify))
             for sess in list(self.sessions.values()):
                 if sess.expires_at is not None and sess.expires_at <= now:

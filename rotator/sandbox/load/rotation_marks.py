@@ -44,7 +44,8 @@ def groups_serving(project: Any, name: str) -> list[str]:
                 break
         else:
             # moto names a balancer "<name>-<id>.<region>.elb.amazonaws.com[.cn]"
-            if any(first_label.startswith(elb.name.lower() + "-") for elb in group.traffic.elbs):
+            edge = group.traffic.edge
+            if edge is not None and first_label.startswith(edge.load_balancer.lower() + "-"):
                 found.append(group_name)
     return found
 

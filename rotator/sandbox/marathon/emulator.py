@@ -34,7 +34,18 @@ from .definitions import (
 )
 from .deployments import Deployment, build_steps
 from .events import EventHub
-from .model import Agent, ApiError, NullTaskListener, Task, TaskListener, invalid, iso, not_found
+from .model import (
+    Agent,
+    ApiError,
+    NullTaskListener,
+    ProbeSpec,
+    Task,
+    TaskListener,
+    TaskRuntime,
+    invalid,
+    iso,
+    not_found,
+)
 
 HEALTH_MODES = ("healthy", "unhealthy", "flapping")
 MAX_VERSIONS = 50
@@ -80,7 +91,12 @@ class MarathonEmulator:
         listener: TaskListener | None = None,
         clock: Callable[[], float] = time.time,
         leader: str = "127.0.0.1:8080",
+        runtime: TaskRuntime | None = None,
+        time_scale: float = 1.0,
     ):
+        """Without ``runtime`` tasks and their health checks are simulated; with one, tasks
+        run for real and health results come from its probes, with the app's intervals,
+        timeouts and grace periods multiplied by ``time_scale``."""
         if agents is None:
             agents = [Agent(f"agent-{i}", f"agent-{i}.sandbox.internal") for i in (1, 2, 3)]
         if not callable(agents):
@@ -91,6 +107,11 @@ class MarathonEmulator:
         self.listener: TaskListener = listener or NullTaskListener()
         self.clock = clock
         self.leader = leader
+        self.runtime = runtime
+        self.time_scale = time_scale
+        # bumped whenever a task starts, stops or changes health: readers of
+        # ``serving_tasks`` (the slot's proxies) only look again when it moved
+        self.task_generation = 0
         self.framework_id = str(uuid.uuid4())
         self.events = EventHub()
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count (API calls only)
@@ -124,6 +145,9 @@ class MarathonEmulator:
             self.advance()
             app_id = normalize_id(app_id)
             self._health_modes[app_id] = mode
+            if self.runtime is not None:  # the tasks' own health endpoints answer
+                self.runtime.set_health_mode(app_id, mode)
+                return
             now = self.clock()
             for task in self._tasks.get(app_id, {}).values():
                 if task.running and task.health_checks:
@@ -188,8 +212,11 @@ class MarathonEmulator:
             task.state = "TASK_RUNNING"
             task.started_at = t
             self._status_event(task, "TASK_RUNNING", t)
+            if self.runtime is not None:
+                # serving before the registrator's check first probes it
+                self.runtime.start(task.info(), self._probe_specs(task), self)
             self.listener.task_started(task.info())
-            if task.health_checks:
+            if task.health_checks and self.runtime is None:
                 self._schedule(task, t + self.step_seconds)
         elif task.running and task.health_checks:
             self._health_check(task, t)
@@ -214,6 +241,90 @@ class MarathonEmulator:
         if mode != "healthy":
             self._schedule(task, t + self.step_seconds)
 
+    # ------------------------------------------------------------------ real tasks
+
+    def _probe_specs(self, task: Task) -> list[ProbeSpec]:
+        """Marathon-level checks (HTTP, HTTPS, TCP and their MESOS_ forms) as the runtime
+        probes them; a COMMAND check runs inside the task, here a GET of /health."""
+        specs = []
+        for hc in task.health_checks:
+            protocol = str(hc.get("protocol", "HTTP")).upper().removeprefix("MESOS_")
+            index = int(hc.get("portIndex") or 0)
+            port = int(hc.get("port") or (task.ports[index] if index < len(task.ports) else 0))
+            path = str(hc.get("path") or "/")
+            if protocol == "COMMAND":
+                protocol, path = "HTTP", "/health"
+            specs.append(ProbeSpec(
+                "TCP" if protocol == "TCP" else "HTTP", port, path,
+                float(hc.get("intervalSeconds", 60)) * self.time_scale,
+                float(hc.get("timeoutSeconds", 20)) * self.time_scale,
+                bool(hc.get("ignoreHttp1xx", False))))
+        return specs
+
+    def health_result(self, task_id: str, check: int, healthy: bool, cause: str) -> None:
+        """One probe's verdict, with Marathon's rules: failures are ignored within the grace
+        period until the task was healthy once; a task that fails maxConsecutiveFailures
+        checks in a row (when > 0) is killed (and replaced)."""
+        with self._lock:
+            self.advance()
+            app_id = app_id_of_task(task_id)
+            task = self._tasks.get(app_id or "", {}).get(task_id)
+            if task is None or not task.running or check >= len(task.health_checks):
+                return
+            t = self.clock()
+            spec = task.health_checks[check]
+            before = task.alive
+            task.checks += 1
+            if healthy:
+                task.check_alive[check] = True
+                task.check_failures[check] = 0
+                task.last_success = t
+                task.first_success = task.first_success or t
+            else:
+                grace = float(spec.get("gracePeriodSeconds", 300)) * self.time_scale
+                if task.first_success is None and t - (task.started_at or t) < grace:
+                    return
+                task.check_alive[check] = False
+                task.check_failures[check] = task.check_failures.get(check, 0) + 1
+                task.last_failure = t
+                task.last_cause = cause
+            results = [task.check_alive.get(i) for i in range(len(task.health_checks))]
+            task.alive = False if False in results else (None if None in results else True)
+            task.consecutive_failures = max(task.check_failures.values(), default=0)
+            if task.alive != before and task.alive is not None:
+                self.task_generation += 1
+                self._emit("health_status_changed_event", t, appId=task.app_id, taskId=task.id,
+                           instanceId=task.instance_id, version=task.version, alive=task.alive)
+                self.listener.task_health_changed(task.info(), bool(task.alive))
+            limit = int(spec.get("maxConsecutiveFailures", 3))
+            if not healthy and limit > 0 and task.check_failures[check] >= limit:
+                self._emit("unhealthy_instance_kill_event", t, appId=task.app_id,
+                           taskId=task.id, instanceId=task.instance_id, version=task.version,
+                           reason=cause, host=task.agent.host, slaveId=task.agent.id)
+                self._kill(task, t)
+            self._drive(t)
+        self._wake()
+
+    def task_exited(self, task_id: str, message: str) -> None:
+        """The task's process ended by itself: TASK_FAILED, and the app gets a new task."""
+        with self._lock:
+            self.advance()
+            task = self._tasks.get(app_id_of_task(task_id) or "", {}).get(task_id)
+            if task is None or task.state not in ("TASK_RUNNING", "TASK_KILLING"):
+                return
+            t = self.clock()
+            self._remove_task(task, t, "TASK_FAILED")
+            self._drive(t)
+        self._wake()
+
+    def serving_tasks(self) -> list[tuple[str, str, str, str, tuple[int, ...], dict[str, str], bool]]:
+        """Running tasks as (app id, task id, host, agent id, ports, labels, healthy), healthy
+        meaning alive by every health check, or running when the app has none."""
+        with self._lock:
+            return [(x.app_id, x.id, x.agent.host, x.agent.id, tuple(x.ports), x.labels,
+                     not x.health_checks or bool(x.alive))
+                    for ts in self._tasks.values() for x in ts.values() if x.running]
+
     def _kill(self, task: Task, t: float) -> None:
         if task.killing:
             return
@@ -221,16 +332,19 @@ class MarathonEmulator:
         self._status_event(task, "TASK_KILLING", t)
         self._schedule(task, t + self.step_seconds)
 
-    def _remove_task(self, task: Task, t: float) -> None:
+    def _remove_task(self, task: Task, t: float, status: str = "TASK_KILLED") -> None:
         self._tasks.get(task.app_id, {}).pop(task.id, None)
         if not self._tasks.get(task.app_id):
             self._tasks.pop(task.app_id, None)
         self._agent_ports.get(task.agent.id, set()).difference_update(task.ports)
-        self._status_event(task, "TASK_KILLED", t)
+        self._status_event(task, status, t)
         if task.started_at is not None:
+            if self.runtime is not None:
+                self.runtime.stop(task.info())
             self.listener.task_killed(task.info())
 
     def _status_event(self, task: Task, status: str, t: float) -> None:
+        self.task_generation += 1
         self._emit("status_update_event", t, slaveId=task.agent.id, taskId=task.id,
                    taskStatus=status, appId=task.app_id, host=task.agent.host,
                    ports=list(task.ports), version=task.version, message="",

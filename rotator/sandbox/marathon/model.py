@@ -27,6 +27,40 @@ class TaskInfo:
     labels: dict[str, str]
     health_checks: list[dict[str, Any]]
     env: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One Marathon health check of one task, as the runtime probes it (seconds already
+    scaled by the emulator's time scale)."""
+
+    protocol: str  # "HTTP" or "TCP"
+    port: int
+    path: str
+    interval: float
+    timeout: float
+    ignore_1xx: bool = False
+
+
+class TaskReports(Protocol):
+    """What a task runtime tells the emulator (from any thread)."""
+
+    def health_result(self, task_id: str, check: int, healthy: bool, cause: str) -> None: ...
+
+    def task_exited(self, task_id: str, message: str) -> None: ...
+
+
+class TaskRuntime(Protocol):
+    """Runs tasks for real: the emulator stays the scheduler and decides what a health
+    result means; the runtime serves the tasks and probes them. Its hooks are called under
+    the emulator's lock: they must not block."""
+
+    def start(self, task: TaskInfo, probes: list[ProbeSpec], reports: TaskReports) -> None: ...
+
+    def stop(self, task: TaskInfo) -> None: ...
+
+    def set_health_mode(self, app_id: str, mode: str) -> None: ...
 
 
 class TaskListener(Protocol):
@@ -100,6 +134,9 @@ class Task:
     last_success: float | None = None
     last_failure: float | None = None
     checks: int = 0
+    check_alive: dict[int, bool] = field(default_factory=dict)  # per health check (runtime)
+    check_failures: dict[int, int] = field(default_factory=dict)
+    last_cause: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     health_checks: list[dict[str, Any]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -125,7 +162,7 @@ class Task:
     def info(self) -> TaskInfo:
         return TaskInfo(self.app_id, self.id, self.agent.host, self.agent.id, tuple(self.ports),
                         dict(self.labels), [dict(h) for h in self.health_checks],
-                        dict(self.env))
+                        dict(self.env), self.version)
 
     def to_json(self) -> dict[str, Any]:
         results = []
@@ -136,7 +173,8 @@ class Task:
                 "firstSuccess": iso(self.first_success) if self.first_success else None,
                 "lastSuccess": iso(self.last_success) if self.last_success else None,
                 "lastFailure": iso(self.last_failure) if self.last_failure else None,
-                "lastFailureCause": None if self.alive else "simulated check failed",
+                "lastFailureCause": None if self.alive else (self.last_cause
+                                                             or "simulated check failed"),
                 "instanceId": self.instance_id,
             }
             results = [dict(one) for _ in self.health_checks]
