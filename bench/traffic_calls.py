@@ -40,14 +40,17 @@ def build_world(route53, elb, ec2, elbv2, records: int, zones: int, ami: str):
     specs = [RecordSpec(zone=zone_names[i % zones], name=f"r{i}") for i in range(records)]
 
     slots = {}
-    for slot in ("blue", "green"):
+    for i, slot in enumerate(("blue", "green")):
         name = f"{slot}-{tag}"
+        vpc = ec2.create_vpc(CidrBlock=f"10.{20 + i}.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{20 + i}.1.0/24",
+                                   AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
         dns = elb.create_load_balancer(
-            LoadBalancerName=name, AvailabilityZones=[f"{REGION}a"],
+            LoadBalancerName=name, Subnets=[subnet],
             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
         )["DNSName"]
-        made = ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2,
-                                 InstanceType="t3.micro")["Instances"]
+        made = ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2, InstanceType="t3.micro",
+                                 SubnetId=subnet)["Instances"]
         elb.register_instances_with_load_balancer(
             LoadBalancerName=name, Instances=[{"InstanceId": i["InstanceId"]} for i in made])
         slots[slot] = SlotOutputs(marathon_url="", elb_name=name, elb_dns=dns,

@@ -261,7 +261,7 @@ class MarathonGate(_Strict):
 
 class GateConfig(_Strict):
     consul: ConsulGate | None = ConsulGate()
-    elb: ElbGate | None = None
+    elb: ElbGate | None = ElbGate()  # the slot's own ELB: where its records point
     marathon: MarathonGate | None = MarathonGate()
     consecutive_successes: int = Field(default=1, ge=1, le=1000)
     failure_threshold: int = Field(default=1, ge=1, le=1000)

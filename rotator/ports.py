@@ -238,6 +238,9 @@ class TrafficRouter(Protocol):
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         """True once the change is in sync and the registered instances are InService."""
 
+    def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
+        """(InService, registered) instances of the slot's own load balancer."""
+
     def remove_slot(self, slot: str, outputs: SlotOutputs | None, *,
                     journal: ChangeJournal | None = None) -> float:
         """Take the slot out entirely (weight 0, deregistered); return the seconds of

@@ -235,6 +235,15 @@ def _gate_progress(ctx: StepContext, key: str, gate: GateConfig, wait: float) ->
         unhealthy = ctx.marathon_unhealthy(ctx.record.candidate)
         if unhealthy:
             return Progress.running("Marathon tasks not healthy: " + ", ".join(unhealthy))
+    if gate.elb is not None:
+        # the records point at the slot's own load balancer: its health checks must pass
+        # (HealthyThreshold x Interval after the apps) before weight can go there
+        outputs = ctx.outputs(ctx.record.candidate)
+        healthy, registered = ctx.traffic.in_service(outputs)
+        needed = max(1, math.ceil(registered * gate.elb.min_in_service_ratio))
+        if healthy < needed:
+            return Progress.running(f"{outputs.elb_name}: {healthy}/{registered} instances "
+                                    "InService")
     return Progress.done("healthy")
 
 

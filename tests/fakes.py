@@ -58,6 +58,7 @@ class FakeWorld:
     # slot -> polls answering INCONCLUSIVE first, each after a change 0.1 s into its wait
     settling_polls: dict[str, int] = field(default_factory=dict)
     half_built: set[str] = field(default_factory=set)  # slots with resources but no outputs
+    out_of_service: set[str] = field(default_factory=set)  # slots whose own ELB lags
     violations: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     _pending: dict[str, int] = field(default_factory=dict)
@@ -246,6 +247,12 @@ class FakeTraffic:
 
     def settled(self, weights, slots, wait) -> bool:
         return True
+
+    def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
+        slot = outputs.elb_name.rsplit("-", 1)[1]
+        proxies = len(outputs.instances.get("proxy", []))
+        return (proxies if self.w.healthy.get(slot) and slot not in self.w.out_of_service
+                else 0), proxies
 
     def remove_slot(self, slot: str, outputs: SlotOutputs | None, *, journal=None) -> float:
         self.w.hit("remove_slot")

@@ -356,3 +356,28 @@ def test_a_rollback_that_cannot_finish_exits_5_saying_what_is_left_where(world, 
     assert "weights last set: blue 100% / green 0%" in text
     assert "slots with resources: blue (ami-00000001), green (ami-0123abcd)" in text
     assert "stopped at: destroy green (failed: terraform destroy: DependencyViolation)" in text
+
+
+def test_verify_waits_for_the_candidates_own_load_balancer(world, store):
+    """Its records will point at its own ELB: the ELB's health checks must pass (after the
+    apps are healthy) before any weight moves; the gate waits, it does not fail."""
+    world.out_of_service.add("green")
+    original = world.clock.sleep
+    waited = []
+
+    def sleep(seconds):
+        rec = store.load(GROUP.name)
+        if rec and rec["steps"][rec["cursor"]]["kind"] == "verify":
+            waited.append(seconds)
+            if len(waited) == 3:
+                world.out_of_service.discard("green")
+        original(seconds)
+
+    eng = engine(world, store, policy("blue-green"))
+    eng.sleep = sleep
+    record = eng.start("ami-0123abcd")
+    assert_rotated(world, record)
+    assert len(waited) >= 3
+    verify = next(s for s in record.steps if s.kind == "verify")
+    notes = [e["msg"] for e in record.events if e["step"] == verify.name]
+    assert notes == ["healthy"]

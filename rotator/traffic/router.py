@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rotator.ports import ChangeJournal, SlotOutputs, TrafficState
+from rotator.traffic import elb_reads
 from rotator.traffic.calls import AwsCalls
 from rotator.traffic.edge import EdgeRouter
 from rotator.traffic.guard import ServicesPassing, TrafficGuard
@@ -76,6 +77,10 @@ class GroupTrafficRouter:
         targets, return the seconds of draining."""
         self.dns.remove_slot(slot, outputs, journal=journal)
         return self.edge.remove_slot(slot) if self.edge is not None else 0.0
+
+    def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
+        health = elb_reads.instance_health(self.calls, self.guard.elb, outputs.elb_name)
+        return len(elb_reads.in_service(health)), len(health)
 
     def drained(self, slot: str) -> bool:
         return self.edge is None or self.edge.drained(slot)

@@ -3,6 +3,7 @@ edge: an ALB in a VPC of its own with an ip target group per slot."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ from rotator.ports import SlotOutputs
 from rotator.traffic import EdgeSpec, RecordSpec, client_config
 
 DRAINING = 45
+_SLOT_BLOCKS = itertools.cycle(range(20, 200))  # slot VPCs: 10.20/16 ... (never the edge's)
 
 
 class FakeClock:
@@ -57,11 +59,12 @@ class World:
         answer = self.route53.create_hosted_zone(Name=name, CallerReference=name)
         return answer["HostedZone"]["Id"].split("/")[-1]
 
-    def create_elb(self, name: str, draining: int = DRAINING) -> str:
+    def create_elb(self, name: str, draining: int = DRAINING, subnet: str | None = None) -> str:
+        where = {"Subnets": [subnet]} if subnet else {"AvailabilityZones": [f"{self.region}a"]}
         answer = self.elb.create_load_balancer(
             LoadBalancerName=name,
             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
-            AvailabilityZones=[f"{self.region}a"],
+            **where,
         )
         self.elb.modify_load_balancer_attributes(
             LoadBalancerName=name,
@@ -69,18 +72,24 @@ class World:
         )
         return answer["DNSName"]
 
-    def instances(self, count: int) -> list[tuple[str, str]]:
-        """(instance id, private IP) of ``count`` new instances (in the default VPC)."""
+    def instances(self, count: int, subnet: str) -> list[tuple[str, str]]:
+        """(instance id, private IP) of ``count`` new instances in ``subnet``."""
         answer = self.ec2.run_instances(
-            ImageId=self.ami, MinCount=count, MaxCount=count, InstanceType="t3.micro"
+            ImageId=self.ami, MinCount=count, MaxCount=count, InstanceType="t3.micro",
+            SubnetId=subnet,
         )
         return sorted((i["InstanceId"], i["PrivateIpAddress"]) for i in answer["Instances"])
 
     def slot(self, group: str, slot: str, roles: dict[str, int]) -> SlotOutputs:
-        """A slot: its own ELB with all its instances registered (as Terraform builds it)."""
+        """A slot: a VPC of its own, its own ELB with all its instances registered (as
+        Terraform builds it)."""
         name = self.n(f"{group}-{slot}")
-        dns = self.create_elb(name)
-        made = {role: self.instances(n) for role, n in roles.items()}
+        block = f"10.{next(_SLOT_BLOCKS)}.0.0/16"
+        vpc = self.ec2.create_vpc(CidrBlock=block)["Vpc"]["VpcId"]
+        subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock=block.replace("0.0/16", "1.0/24"),
+                                        AvailabilityZone=f"{self.region}a")["Subnet"]["SubnetId"]
+        dns = self.create_elb(name, subnet=subnet)
+        made = {role: self.instances(n, subnet) for role, n in roles.items()}
         every = [i for pairs in made.values() for i, _ in pairs]
         self.elb.register_instances_with_load_balancer(
             LoadBalancerName=name, Instances=[{"InstanceId": i} for i in every]

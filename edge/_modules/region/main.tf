@@ -162,8 +162,8 @@ resource "aws_lb_listener" "edge" {
         for_each = { for k, tg in local.target_groups : k => tg if tg.lb == each.key }
         content {
           arn = aws_lb_target_group.slot[target_group.key].arn
-          # where traffic starts; from then on rotator owns the weights
-          weight = target_group.value.slot == "blue" && var.groups[target_group.value.group].load_balancer == "${target_group.value.group}-edge" ? 100 : 0
+          # nothing serves before a group's first build: rotator owns the weights from then
+          weight = 0
         }
       }
     }
