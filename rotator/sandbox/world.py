@@ -46,11 +46,10 @@ log = logging.getLogger("rotator.sandbox.world")
 
 REGIONS = ("cn-north-1", "ap-southeast-1")
 SWEEP_SECONDS = 2.0
-# What a proxy instance's /health reflects. "backends" (a healthy task behind it) makes a
-# fresh slot's ELB lag its apps by HealthyThreshold x Interval, and rotator's traffic guard
-# refuses the first shift instead of waiting for it; "proxy" (the proxy process itself)
-# puts the proxies in service as soon as the slot's ELB exists.
-PROXY_HEALTH = "proxy"
+# What a proxy instance's /health reflects: "backends" (a healthy task behind it), as a
+# marathon-lb style proxy does, so a slot's ELB lags its apps by its health checks (rotator
+# waits for it before moving weight); "proxy" (the proxy process alone) for experiments.
+PROXY_HEALTH = "backends"
 
 
 class Registrator:
