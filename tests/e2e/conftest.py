@@ -154,13 +154,20 @@ class Sandbox:
                 "workspaces": sorted(workspaces), "edge_targets": edge_targets,
                 "edge_weights": edge_weights}
 
+    def _edges(self) -> dict[str, dict]:
+        """Each group's traffic.edge, read once (tests break group.yaml on purpose)."""
+        if not hasattr(self, "_edge_specs"):
+            import yaml
+
+            self._edge_specs = {
+                path.parent.name: (yaml.safe_load(path.read_text()).get("traffic") or {}).get("edge")
+                for path in (self.root / "groups").glob("*/group.yaml")}
+        return self._edge_specs
+
     def edge(self, group: str, region: str) -> tuple[dict, dict]:
         """The group's target groups in the edge: slot -> registered IPs (draining included),
         and slot -> weight on the edge listener (empty for a group without an edge)."""
-        import yaml
-
-        conf = yaml.safe_load((self.root / "groups" / group / "group.yaml").read_text())
-        edge = (conf.get("traffic") or {}).get("edge")
+        edge = self._edges().get(group)
         if not edge:
             return {}, {}
         elbv2 = self.client("elbv2", region)
@@ -208,6 +215,7 @@ def sandbox(tmp_path_factory):
         box.rotate("sandbox", "down")
         pytest.fail(f"sandbox up failed:\n{up.stdout}\n{up.stderr}")
     print(f"\nsandbox up in {time.monotonic() - started:.0f}s")
+    box._edges()  # read the groups' edges while their files are whole
     yield box
     box.rotate("sandbox", "down", timeout=120)
     pid_file = root / ".rotator/sandbox/world.pid"
