@@ -66,6 +66,14 @@ class ConsulEnv(_Model):
     anonymous: bool = False  # that Consul takes no token
 
 
+class CloudWatchEnv(_Model):
+    """How the load balancers' metrics reach CloudWatch: one data point per ``period``
+    seconds (60 for ELB), available ``delay`` seconds after its period ends."""
+
+    period: float = Field(default=60.0, gt=0)
+    delay: float = Field(default=60.0, ge=0)
+
+
 class StateEnv(_Model):
     backend: Literal["file", "consul"] = "file"
     path: str = ".rotator/state"
@@ -83,6 +91,7 @@ class Environment(_Model):
     terraform: TerraformEnv = TerraformEnv()
     marathon: MarathonEnv = MarathonEnv()
     consul: ConsulEnv = ConsulEnv()
+    cloudwatch: CloudWatchEnv = CloudWatchEnv()
     state: StateEnv = StateEnv()
     sandbox_control: str | None = None  # URL of the sandbox's control API, when it is one
     source: str | None = Field(default=None, exclude=True)

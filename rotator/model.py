@@ -84,6 +84,12 @@ class RotationRecord(BaseModel):
     abort_requested: str | None = None
     # every operator request acted on (rotator.state.control), with what became of it
     operator_actions: list[dict[str, Any]] = Field(default_factory=list)
+    # canary analysis by metrics: {"failures", "evaluated_until", "last", "history"}
+    analysis: dict[str, Any] = Field(default_factory=dict)
+    # slot -> when its weight reached 0 on every layer (INSYNC): cached answers count from it
+    zeroed: dict[str, float] = Field(default_factory=dict)
+    # since when the rotation waits at an approval with nobody watching it (a run that exited)
+    unwatched_since: float | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     writes: int = 0
 

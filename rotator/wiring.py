@@ -333,6 +333,15 @@ class Session:
             return None
         return all(n >= req.required for n, req in zip(counts, reqs, strict=True))
 
+    @functools.cached_property
+    def metrics(self):
+        from rotator.health.cloudwatch import CloudWatchMetrics
+        from rotator.traffic.calls import client_config
+
+        return CloudWatchMetrics(self.access.client("cloudwatch", client_config()),
+                                 edge=self.traffic.edge, period=self.env.cloudwatch.period,
+                                 calls=self.traffic.calls)
+
     def engine(self, on_event=None, interactive: bool = False) -> Engine:
         apps = make_apps(self.group, self.env)
         return Engine(
@@ -341,6 +350,7 @@ class Session:
             guard=self.traffic.guard, app_definitions=self.apps_defs,
             on_event=_warming(self._publishing(on_event), (apps, self.health)),
             interactive=interactive, environment=self.env.name,
+            metrics=self.metrics, metrics_delay=self.env.cloudwatch.delay,
         )
 
     def _publishing(self, on_event):

@@ -248,6 +248,9 @@ class FakeTraffic:
     def settled(self, weights, slots, wait) -> bool:
         return True
 
+    def drained(self, slot: str) -> bool:
+        return not self.w.registered.get(slot)
+
     def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
         slot = outputs.elb_name.rsplit("-", 1)[1]
         proxies = len(outputs.instances.get("proxy", []))

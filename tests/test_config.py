@@ -203,14 +203,14 @@ def test_planner_expands_blue_green_and_canary_with_compensations():
         "shift 5% to green", "pause 10s", "gate 1",
         "shift 25% to green", "pause 10s", "gate 2", "approval",
         "shift 50% to green", "pause 10s", "gate 3",
-        "shift 100% to green", "bake 30s", "retire blue: out of traffic", "retire blue: destroy",
+        "shift 100% to green", "bake 30s", "retire blue: out of traffic", "retire blue: wait until quiet", "retire blue: destroy",
     ]
     shifts = [s for s in steps if s.kind == "shift"]
     assert all(s.compensation == "weights back to blue" for s in shifts)
     assert steps[0].compensation == "destroy green"
     bg = plan_rotation(group, project.policy("blue-green"), Roles("green", "blue"))
     assert [s.kind for s in bg] == ["provision", "deploy", "verify", "shift", "bake",
-                                    "retire-traffic", "retire-destroy"]
+                                    "retire-traffic", "retire-quiet", "retire-destroy"]
 
 
 def _app(project: Project, name: str) -> Path:

@@ -359,6 +359,8 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
         },
         "marathon": {"proxy": info["marathon_proxy"], "anonymous": True},
         "consul": {"address": info["consul"], "anonymous": True},
+        # the data plane publishes each period as it ends
+        "cloudwatch": {"period": info["metric_period"], "delay": 1.0},
         "state": {"backend": "file", "path": state_path},
         "sandbox_control": info["aws"],
     }
