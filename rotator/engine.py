@@ -298,8 +298,12 @@ class Engine:
         if not control or control.get("rotation_id") != record.id:
             return
         for request in control.get("requests", [])[len(record.operator_actions):]:
-            if request.get("action") == "promote":
+            action = request.get("action")
+            if action == "promote":
                 outcome, roll_back = self._promote(record, request), False
+            elif action == "override-quiet":
+                outcome, roll_back = (f"slot {request.get('step')} may be destroyed without "
+                                      "waiting until it is quiet"), False
             else:
                 outcome, roll_back = self._abort(record, request)
             record.operator_actions.append({**request, "outcome": outcome})

@@ -74,6 +74,12 @@ class CloudWatchEnv(_Model):
     delay: float = Field(default=60.0, ge=0)
 
 
+class TrafficEnv(_Model):
+    # the TTL every weighted record is written with in this environment, in place of the
+    # groups' (a test world that cannot wait a production TTL out)
+    record_ttl: int | None = Field(default=None, ge=0, le=172800)
+
+
 class StateEnv(_Model):
     backend: Literal["file", "consul"] = "file"
     path: str = ".rotator/state"
@@ -92,6 +98,7 @@ class Environment(_Model):
     marathon: MarathonEnv = MarathonEnv()
     consul: ConsulEnv = ConsulEnv()
     cloudwatch: CloudWatchEnv = CloudWatchEnv()
+    traffic: TrafficEnv = TrafficEnv()
     state: StateEnv = StateEnv()
     sandbox_control: str | None = None  # URL of the sandbox's control API, when it is one
     source: str | None = Field(default=None, exclude=True)

@@ -146,6 +146,12 @@ class StepContext:
 
     # -- metrics -------------------------------------------------------------------------
 
+    def carries_traffic(self) -> bool:
+        """The candidate serves part of the traffic beside a stable slot: there is something
+        to analyse (before its first shift there is not)."""
+        return (self.metrics is not None and self.record.stable is not None
+                and self.record.weights.get(self.record.candidate, 0) > 0)
+
     def published_until(self) -> float:
         """The end of the last period whose data point CloudWatch has (whole periods)."""
         period = self.metrics.period if self.metrics else 60.0
@@ -161,7 +167,7 @@ class StepContext:
         carries traffic; Progress.failed once ``failure_limit`` evaluations in a row failed,
         None otherwise (the verdicts are in ``record.analysis``)."""
         rules = gate.metrics
-        if rules is None or self.metrics is None or self.record.stable is None:
+        if rules is None or not self.carries_traffic():
             return None
         state = self.record.analysis
         end = self.published_until()
@@ -311,7 +317,7 @@ def _gate_progress(ctx: StepContext, key: str, gate: GateConfig, wait: float) ->
         if healthy < needed:
             return Progress.running(f"{outputs.elb_name}: {healthy}/{registered} instances "
                                     "InService")
-    if gate.metrics is not None and ctx.metrics is not None and ctx.record.stable is not None:
+    if gate.metrics is not None and ctx.carries_traffic():
         failed = ctx.analyse(gate)
         if failed is not None:
             return failed

@@ -287,7 +287,7 @@ class Session:
 
     def __init__(self, project: Project, group: GroupConfig, policy: Policy, env: Environment):
         self.project = project
-        self.group = group
+        self.group = in_environment(group, env)
         self.policy = policy
         self.env = env
         project.check_credentials(group, os.environ)
@@ -412,6 +412,17 @@ class Session:
         finally:
             renderer.close()
 
+    def override_quiet(self, slot: str, via: str = "rotate") -> None:
+        """Let ``slot`` be destroyed without waiting until it is quiet (recorded)."""
+        data = self.store.load(self.group.name)
+        if data is None or RotationStatus(data["status"]).terminal:
+            raise InputError(f"{self.group.name} has no unfinished rotation")
+        if slot not in data.get("slots", {}):
+            raise InputError(f"rotation {data['id']} has no slot {slot!r} to retire",
+                             field="--override-quiet")
+        self.store.write_control(self.group.name, data["id"],
+                                 operator_request("override-quiet", step=slot, via=via))
+
     def resume(self, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
         renderer = self._renderer(output, interactive)
         try:
@@ -452,6 +463,16 @@ def waiting_approval(record: RotationRecord) -> str:
         f"rotation {record.id} of {record.group} is {record.status.value} {where}: nothing is "
         "waiting for approval (`rotate promote` approves only the approval step waiting now)"
     )
+
+
+def in_environment(group: GroupConfig, env: Environment) -> GroupConfig:
+    """The group as this environment runs it (records written with its TTL, if it sets one)."""
+    ttl = env.traffic.record_ttl
+    if ttl is None:
+        return group
+    records = [r.model_copy(update={"ttl": ttl}) for r in group.traffic.records]
+    return group.model_copy(update={"traffic": group.traffic.model_copy(
+        update={"records": records})})
 
 
 def _dead_holder(info) -> bool:

@@ -42,7 +42,7 @@ def test_every_shipped_group_and_policy_validates():
     assert errors == []
     assert {g.name for g in groups} == {"ops-cn", "prd-cn", "ops-sg", "prd-sg-master",
                                         "prd-sg-slave"}
-    assert {p.name for p in policies} == {"blue-green", "canary", "failover"}
+    assert {p.name for p in policies} == {"blue-green", "canary", "demo", "failover"}
     by_name = {g.name: g for g in groups}
     assert by_name["prd-cn"].aws.partition == "aws-cn"
     assert by_name["prd-sg-master"].peer == "prd-sg-slave"
@@ -52,7 +52,7 @@ def test_every_shipped_group_and_policy_validates():
 def test_validate_command_passes_on_the_shipped_files():
     result = CliRunner().invoke(main, ["validate"], env={"ROTATOR_ROOT": str(ROOT)})
     assert result.exit_code == 0, result.output
-    assert "5 group(s) and 3 policies are valid" in result.output
+    assert "5 group(s) and 4 policies are valid" in result.output
 
 
 def _del(key):
