@@ -86,8 +86,9 @@ class RotationRecord(BaseModel):
     operator_actions: list[dict[str, Any]] = Field(default_factory=list)
     # canary analysis by metrics: {"failures", "evaluated_until", "last", "history"}
     analysis: dict[str, Any] = Field(default_factory=dict)
-    # slot -> when its weight reached 0 on every layer (INSYNC): cached answers count from it
-    zeroed: dict[str, float] = Field(default_factory=dict)
+    # slot -> until when a client may hold a cached DNS answer leading to it: the change that
+    # took its weight to 0 went INSYNC, plus the largest TTL its records had or have
+    cached_until: dict[str, float] = Field(default_factory=dict)
     # since when the rotation waits at an approval with nobody watching it (a run that exited)
     unwatched_since: float | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)

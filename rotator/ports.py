@@ -186,6 +186,8 @@ class TrafficState:
     health: dict[str, dict[str, str]] = field(default_factory=dict)
     # edge load balancer -> slot -> weight on its listener
     edge_weights: dict[str, dict[str, int]] = field(default_factory=dict)
+    # record key -> the largest TTL of its sets (what a client caches an answer for)
+    ttls: dict[str, int] = field(default_factory=dict)
     # record key -> SetIdentifier -> weight, of the sets of *other* groups in the same
     # records (a master/slave pair shares its records)
     others: dict[str, dict[str, int]] = field(default_factory=dict)

@@ -359,7 +359,8 @@ def world_weights(state: TrafficState) -> dict[str, int] | None:
 
 def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> None:
     journal = ctx.journal(state)
-    world = world_weights(ctx.traffic.read())
+    now = ctx.traffic.read()
+    world = world_weights(now)
     if world and world == {k: v for k, v in target.items() if v} and not journal.pending():
         ctx.record.weights = target
         return
@@ -367,18 +368,20 @@ def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> 
     # already hold the last intended weights: that is not a hand edit.
     expected = ctx.record.weights or None
     ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal)
-    note_zeroed(ctx, state, expected or {}, target)
+    note_unweighted(ctx, state, now, [s for s, w in target.items()
+                                      if w == 0 and now.slot_weight(s) > 0])
     ctx.record.weights = target
 
 
-def note_zeroed(ctx: StepContext, state: StepState, before: dict[str, int],
-                after: dict[str, int]) -> None:
-    """Remember when a slot's weight reached 0 everywhere: clients that cached an answer
-    pointing at it may keep coming for a TTL counted from then (the change's INSYNC)."""
+def note_unweighted(ctx: StepContext, state: StepState, before: TrafficState,
+                    slots: list[str]) -> None:
+    """For slots this change took to weight 0: until when a client may still hold a cached
+    answer leading to them, counted from the change going INSYNC with the largest TTL their
+    records had (what clients cached) or have now."""
     at = state.params.get("insync_at") or ctx.clock()
-    for slot, weight in after.items():
-        if weight == 0 and before.get(slot, 0) > 0:
-            ctx.record.zeroed[slot] = at
+    ttl = max([*before.ttls.values(), *(r.ttl for r in ctx.group.traffic.records)], default=0)
+    for slot in slots:
+        ctx.record.cached_until[slot] = at + ttl
 
 
 class Shift(Step):
@@ -504,14 +507,13 @@ class Quiet(Step):
         override = quiet_overridden(ctx, slot)
         if override is not None:
             return Progress.done(f"not waited for: {override.get('by')} overrode it")
-        if slot not in ctx.record.zeroed:
+        if slot not in ctx.record.cached_until:
             return Progress.done(f"{slot} never carried traffic")
-        ttl = max((r.ttl for r in ctx.group.traffic.records), default=0)
-        cached_until = ctx.record.zeroed[slot] + ttl
+        cached_until = ctx.record.cached_until[slot]
         busy = self._busy(ctx, slot, rules, cached_until, now)
         if busy is None:
             return Progress.done(f"{slot} quiet: at most {rules.max_requests} requests in "
-                                 f"{rules.quiet_for:.0f}s after its records' {ttl}s TTL")
+                                 f"{rules.quiet_for:.0f}s once cached answers expired")
         if now - state.started_at >= rules.max_wait:
             if rules.then == "destroy":
                 return Progress.done(f"not quiet after {rules.max_wait:.0f}s ({busy}): "
@@ -568,11 +570,11 @@ class RollbackWeights(Step):
                 ctx.record.candidate) and not ctx.journal(state).pending()):
             ctx.record.weights = target
             return  # the candidate never carried traffic, on any layer
-        before = {ctx.record.candidate: world.slot_weight(ctx.record.candidate) or 1}
         ctx.record.weights = {}  # whatever the world holds, put it back on stable
         ctx.traffic.set_weights(target, ctx.live_slots(), expected=None,
                                 journal=ctx.journal(state))
-        note_zeroed(ctx, state, before, target)
+        # it carried weight, or may have (a crash after the change): clients may hold it
+        note_unweighted(ctx, state, world, [ctx.record.candidate])
         ctx.record.weights = target
 
     def check(self, ctx, state, wait):

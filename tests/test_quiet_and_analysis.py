@@ -40,9 +40,10 @@ def test_retire_waits_for_the_ttl_the_drain_and_a_quiet_window(world):
     pol = policy("blue-green", retain_stable=0.0, retire=RetireSettings(quiet_for=30))
     record = engine(world, store, pol, metrics=metrics).start("ami-0123abcd")
     assert record.status is RotationStatus.DONE, record.reason
-    zeroed = record.zeroed["blue"]
     destroyed = step_time(record, "retire-destroy", "started_at")
-    assert destroyed >= zeroed + TTL
+    shifted = step_time(record, "shift")
+    assert record.cached_until["blue"] >= shifted + TTL - 1
+    assert destroyed >= record.cached_until["blue"]
     assert destroyed >= t0 + 100 + 30  # the last request, then a whole quiet window
     quiet = next(s for s in record.steps if s.kind == "retire-quiet")
     notes = [e["msg"] for e in record.events if e["step"] == quiet.name]
@@ -87,7 +88,8 @@ def test_a_rollback_waits_for_the_candidates_cached_clients_too(world):
     record = engine(world, store, pol, metrics=metrics).start("ami-0123abcd")
     assert record.status is RotationStatus.ROLLED_BACK, record.reason
     quiet = next(s for s in record.rollback_steps if s.kind == "rollback-quiet")
-    assert quiet.finished_at >= record.zeroed["green"] + TTL
+    assert quiet.finished_at >= record.cached_until["green"]
+    assert record.cached_until["green"] - step_time(record, "shift") >= TTL - 1
 
 
 # -- canary analysis -----------------------------------------------------------------------
