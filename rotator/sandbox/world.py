@@ -39,6 +39,7 @@ from rotator.sandbox.consul import ConsulCore, ConsulServer
 from rotator.sandbox.consul.durations import format_duration
 from rotator.sandbox.dataplane import DEFAULT_TIME_SCALE, DataPlane, parse_time_scale
 from rotator.sandbox.dns import MotoHostedZones, SandboxDns
+from rotator.sandbox.dns.answers import EvenDraws
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
 from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
 
@@ -280,7 +281,7 @@ class World:
         self.terraform = TerraformRuntime(endpoint_url=self.aws.url,
                                           state_dir=self.folder / "terraform",
                                           reattach=self.reattach).start(REGIONS)
-        self.dns = SandboxDns(MotoHostedZones(), self.lb_address).start()
+        self.dns = SandboxDns(MotoHostedZones(), self.lb_address, rng=EvenDraws()).start()
         reattach = {}
         for region in REGIONS:
             daemon = self.terraform.daemon(region)
