@@ -22,7 +22,7 @@ import yaml
 
 from rotator.config import Project
 from rotator.errors import InputError, RotatorError
-from rotator.sandbox.world import REGIONS, environment_document
+from rotator.sandbox.world import REGIONS, SANDBOX_RECORD_TTL, environment_document
 
 EDGE_ROOTS = {"cn-north-1": "edge/cn", "ap-southeast-1": "edge/sg"}
 BASE_AMI_NAME = "rotator-base"
@@ -222,13 +222,16 @@ class Sandbox:
         started = time.monotonic()
         self.start_world(step_seconds, time_scale=time_scale)
         say(f"world running (pid {self.pid()}); environment in {self.env_file}")
+        say(f"  records are written with a {SANDBOX_RECORD_TTL}s TTL here "
+            "(environment: traffic.record_ttl), CloudWatch periods last "
+            f"{self.info().get('metric_period', 60)}s")
         with ThreadPoolExecutor(1) as pool:
             # Terraform validates each group's configuration (seconds each, verdict cached)
             # while the edges are applied, so the base builds' preflights find it done.
             validated = pool.submit(self.validate_groups)
             self.apply_edges()
             validated.result()
-        say("edge roots applied (hosted zones, edge ELBs)")
+        say("edge roots applied (hosted zones, edge VPCs and load balancers)")
         result = self.build_base(say)
         say(f"sandbox up in {time.monotonic() - started:.0f}s")
         return result

@@ -47,6 +47,7 @@ log = logging.getLogger("rotator.sandbox.world")
 
 REGIONS = ("cn-north-1", "ap-southeast-1")
 SWEEP_SECONDS = 2.0
+SANDBOX_RECORD_TTL = 10
 # What a proxy instance's /health reflects: "backends" (a healthy task behind it), as a
 # marathon-lb style proxy does, so a slot's ELB lags its apps by its health checks (rotator
 # waits for it before moving weight); "proxy" (the proxy process alone) for experiments.
@@ -362,6 +363,9 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
         "consul": {"address": info["consul"], "anonymous": True},
         # the data plane publishes each period as it ends
         "cloudwatch": {"period": info["metric_period"], "delay": 1.0},
+        # records are written with a short TTL here, so that retires wait seconds, not a
+        # minute (every wait still counts from the TTL, whatever it is)
+        "traffic": {"record_ttl": SANDBOX_RECORD_TTL},
         "state": {"backend": "file", "path": state_path},
         "sandbox_control": info["aws"],
     }
