@@ -373,7 +373,10 @@ class Engine:
             if not (progress.state == "running" and progress.recheck) or left <= 0:
                 break
             progress = self._check(ctx, step, st, left)
-        if progress.state == "running" and st.kind in WATCHED_KINDS:
+        if st.kind in WATCHED_KINDS and (progress.state == "running" or (
+                progress.state == "waiting" and self.interactive)):
+            # an interactive engine (a terminal, `rotate serve`) keeps judging the
+            # candidate while an approval waits in process
             progress = self._watch_candidate(ctx, progress, wait - (self.clock() - started))
         if progress.state == "done":
             if record.status is RotationStatus.WAITING:

@@ -333,7 +333,7 @@ class Session:
             return None
         return all(n >= req.required for n, req in zip(counts, reqs, strict=True))
 
-    def engine(self, on_event=None, interactive: bool = False) -> Engine:
+    def engine(self, on_event=None, interactive: bool = False, sleep=None) -> Engine:
         apps = make_apps(self.group, self.env)
         return Engine(
             group=self.group, policy=self.policy, infra=self.infra, apps=apps,
@@ -341,6 +341,7 @@ class Session:
             guard=self.traffic.guard, app_definitions=self.apps_defs,
             on_event=_warming(self._publishing(on_event), (apps, self.health)),
             interactive=interactive, environment=self.env.name,
+            **({"sleep": sleep} if sleep is not None else {}),  # `rotate serve` hands over
         )
 
     def _publishing(self, on_event):
