@@ -11,6 +11,7 @@ import contextlib
 import json
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -73,12 +74,16 @@ def create_app(service: Service, access: Access, *, manage_service: bool = True)
         return response
 
     async def login_page(request: Request) -> Response:
-        return HTMLResponse((STATIC / "login.html").read_text(encoding="utf-8"))
+        html = (STATIC / "login.html").read_text(encoding="utf-8")
+        if request.query_params.get("failed"):
+            html = html.replace("<!--failed-->", '<p class="error">wrong token</p>')
+        return HTMLResponse(html)
 
     async def login(request: Request) -> Response:
         if not access.same_origin(request.headers):
             return _error(403, "cross-site request refused")
-        form = await request.form()
+        # a urlencoded form of two fields: parsed here rather than with another dependency
+        form = dict(parse_qsl((await request.body())[:4096].decode("utf-8", "replace")))
         if access.needs_token and not access.token_matches(str(form.get("token", ""))):
             return RedirectResponse("/login?failed=1", status_code=303)
         name = str(form.get("name", "")).strip() or "operator"

@@ -9,6 +9,7 @@ information is masked whatever it is.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -54,13 +55,15 @@ class Redactor:
         return _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
 
     def scrub(self, value: Any) -> Any:
-        """A copy of a JSON-like value with every secret masked (keys too)."""
+        """A copy of a JSON-like value with every secret masked (keys too), ready for JSON."""
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, dict):
             return {self.scrub_text(str(k)): self.scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # an approval's deadline is infinite: JSON has no word for it
         return value
 
 

@@ -53,7 +53,7 @@ class Service:
                  feed: ChangeFeed | None = None, runner: Runner | None = None,
                  send: Callable[[Target, Any], bool] = apprise_send,
                  live_reader: Callable[[str], dict[str, Any]] | None = None,
-                 groups: list[str] | None = None):
+                 charts: TrafficCharts | None = None, groups: list[str] | None = None):
         self.project = project
         self.env = env
         self.store = store
@@ -75,8 +75,8 @@ class Service:
                            else settings.resume_paused))
         self.controller = Controller(self.board, runner or engine_runner(project), rules,
                                      sweep_every=settings.sweep_every)
-        self.charts = TrafficCharts(project, lambda g: list(self.board.state(g).history),
-                                    period=env.serve.chart_period)
+        self.charts = charts or TrafficCharts(
+            project, lambda g: list(self.board.state(g).history), period=env.serve.chart_period)
         collector = RotatorCollector(self.board.states, self.live.view,
                                      self.controller.holding,
                                      lambda: self.controller.last_sweep)
