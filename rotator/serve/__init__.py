@@ -43,6 +43,8 @@ def setup_logging(redactor) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # the Marathon client says "Got response from ..." on every read of the live views
+    logging.getLogger("marathon").setLevel(logging.WARNING)
 
 
 def serve(project, *, listen: str, token_file: str | None = None, public_url: str | None = None,

@@ -118,7 +118,7 @@ class TrafficCharts:
 
     def _read(self, group: str, now: float) -> dict[str, Any]:
         period = self.period
-        end = (int(now) // period + 1) * period
+        end = (int(now) // period) * period  # the period under way is not published yet
         start = end - int(self.window // period) * period
         points = (end - start) // period
         out: dict[str, Any] = {"group": group, "period": period, "start": start, "end": end,

@@ -2,7 +2,7 @@
 // Every value is put in the page as text (never as HTML).
 "use strict";
 
-const state = { csrf: "", groups: new Map(), chartTimer: null };
+const state = { csrf: "", groups: new Map(), notes: new Map(), chartTimer: null };
 const ICON = { pending: "·", running: "▶", done: "✔", failed: "✘", skipped: "–" };
 
 function h(tag, attrs, ...children) {
@@ -55,7 +55,11 @@ async function act(group, action, rotation, step) {
     ? `Promote ${group}: approve '${step}' of rotation ${rotation} and carry it on?`
     : `Abort ${group}'s rotation ${rotation} and roll it back?`;
   if (!window.confirm(question)) return;
-  const note = document.querySelector(`[data-group="${CSS.escape(group)}"] .notice`);
+  const say = (text, ok) => {  // kept across re-renders of the card
+    state.notes.set(group, { text, cls: ok ? "notice ok" : "notice error" });
+    const note = document.querySelector(`[data-group="${CSS.escape(group)}"] .notice`);
+    if (note) { note.textContent = text; note.className = ok ? "notice ok" : "notice error"; }
+  };
   try {
     const resp = await fetch(`/api/groups/${encodeURIComponent(group)}/${action}`, {
       method: "POST", credentials: "same-origin",
@@ -63,12 +67,9 @@ async function act(group, action, rotation, step) {
       body: JSON.stringify(action === "abort" ? { reason: "aborted from the dashboard" } : {}),
     });
     const body = await resp.json();
-    if (note) {
-      note.textContent = resp.ok ? `${action} sent as ${body.by}` : body.error;
-      note.className = resp.ok ? "notice ok" : "notice error";
-    }
+    say(resp.ok ? `${action} sent as ${body.by}` : body.error, resp.ok);
   } catch (err) {
-    if (note) { note.textContent = String(err); note.className = "notice error"; }
+    say(String(err), false);
   }
 }
 
@@ -82,8 +83,7 @@ function stepList(steps, title) {
       h("span", { class: "icon" }, ICON[s.status] || "?"),
       h("span", { class: "name" }, s.name),
       h("span", { class: "took" }, s.started_at ? took(s.started_at, s.finished_at) : ""),
-      s.reason ? h("span", { class: "reason" }, s.reason) : null,
-      s.approved ? h("span", { class: "reason" }, `approved by ${s.approved.by} (${s.approved.via})`) : null))));
+      s.reason ? h("span", { class: "reason" }, s.reason) : null))));
 }
 
 function analysisBlock(rot) {
@@ -188,13 +188,13 @@ function render(g) {
   state.groups.set(g.name, g);
   const main = document.getElementById("groups");
   const fresh = card(g);
+  const said = state.notes.get(g.name);
+  const newNote = fresh.querySelector(".notice");
+  if (said && newNote) { newNote.textContent = said.text; newNote.className = said.cls; }
   const old = main.querySelector(`[data-group="${CSS.escape(g.name)}"]`);
   if (old) {
     const details = old.querySelector("details.history");
     if (details && !details.open) fresh.querySelector("details.history")?.removeAttribute("open");
-    const note = old.querySelector(".notice");
-    const newNote = fresh.querySelector(".notice");
-    if (note && newNote) { newNote.textContent = note.textContent; newNote.className = note.className; }
     old.replaceWith(fresh);
   } else {
     const names = [...state.groups.keys()].sort();
