@@ -30,12 +30,13 @@ Reader = Callable[[str], dict[str, Any]]
 
 class LiveViews:
     def __init__(self, groups: list[str], read: Reader, *, every: float = 15.0,
-                 soon: float = 0.5, clock: Callable[[], float] = time.time,
+                 soon: float = 0.5, gap: float = 2.0, clock: Callable[[], float] = time.time,
                  on_update: Callable[[LiveView], None] = lambda view: None):
         self.groups = list(groups)
         self.read = read
         self.every = every
         self.soon = soon
+        self.gap = gap
         self.clock = clock
         self.on_update = on_update
         self._views = {g: LiveView(g) for g in self.groups}
@@ -50,8 +51,11 @@ class LiveViews:
             return self._views[group]
 
     def refresh_soon(self, group: str) -> None:
+        """Read the group again shortly: a record that changes every second (a rotation's
+        steps) makes it read at most every ``gap`` seconds, not at every change."""
         with self._mutex:
-            self._due[group] = min(self._due.get(group, 0.0), self.clock() + self.soon)
+            earliest = max(self.clock() + self.soon, self._views[group].read_at + self.gap)
+            self._due[group] = min(self._due.get(group, 0.0), earliest)
         self._wake.set()
 
     def refresh(self, group: str) -> LiveView:
