@@ -46,6 +46,15 @@ def lock_holder_alive(lock: LockInfo) -> bool:
     return not holder_dead(lock.host, lock.pid)
 
 
+def store_holder_alive(store) -> Callable[[LockInfo], bool]:
+    """The store's own verdict where it has one: a file lock not renewed within its TTL is
+    as dead as its holder (a Consul lock simply disappears when its session expires)."""
+    stale = getattr(store, "lock_stale", None)
+    if stale is None:
+        return lock_holder_alive
+    return lambda lock: not stale(lock.group)
+
+
 def why_take_over(state: GroupState, rules: TakeoverRules,
                   holder_alive: Callable[[LockInfo], bool] = lock_holder_alive) -> str | None:
     """Why this controller should carry the group's rotation on now; None to leave it."""

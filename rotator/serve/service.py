@@ -13,7 +13,13 @@ from typing import Any
 from rotator.config import Project
 from rotator.environment import Environment
 from rotator.serve.board import Board, GroupState
-from rotator.serve.controller import Controller, Runner, TakeoverRules, engine_runner
+from rotator.serve.controller import (
+    Controller,
+    Runner,
+    TakeoverRules,
+    engine_runner,
+    store_holder_alive,
+)
 from rotator.serve.feed import ChangeFeed, change_feed
 from rotator.serve.hub import EventHub
 from rotator.serve.live import LiveView, LiveViews
@@ -74,6 +80,7 @@ class Service:
             resume_paused=(env.serve.resume_paused if settings.resume_paused is None
                            else settings.resume_paused))
         self.controller = Controller(self.board, runner or engine_runner(project), rules,
+                                     holder_alive=store_holder_alive(store),
                                      sweep_every=settings.sweep_every)
         self.charts = charts or TrafficCharts(
             project, lambda g: list(self.board.state(g).history), period=env.serve.chart_period)

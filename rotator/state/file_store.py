@@ -168,6 +168,12 @@ class FileRecordStore:
             started_at=data["started_at"], rotation_id=data.get("rotation_id", ""),
         )
 
+    def lock_stale(self, group: str) -> bool:
+        """Whether the group's lock is held by nobody any more (holder dead, or not renewed
+        within the TTL): what `rotate resume` would break."""
+        data = _read(self._lock_path(group))
+        return data is not None and self._stale(data)
+
     def _stale(self, data: dict[str, Any]) -> bool:
         if holder_dead(data["host"], data["pid"]):
             return True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from rotator.errors import StepFailed
@@ -9,7 +12,12 @@ from rotator.model import RotationStatus
 from rotator.ports import LockInfo
 from rotator.serve.actions import submit
 from rotator.serve.board import Board, GroupState
-from rotator.serve.controller import Controller, TakeoverRules, why_take_over
+from rotator.serve.controller import (
+    Controller,
+    TakeoverRules,
+    store_holder_alive,
+    why_take_over,
+)
 from rotator.serve.feed import FileChangeFeed
 from rotator.state.file_store import FileRecordStore
 from tests.engine_harness import GROUP, policy
@@ -169,5 +177,30 @@ def test_a_rotation_the_controller_cannot_resume_is_left_alone(world, store):
             controller.sweep()
         assert log == [("run", GROUP.name)]
         assert store.load(GROUP.name)["status"] == "waiting"
+    finally:
+        stop(board, controller)
+
+
+def test_a_file_lock_left_unrenewed_by_another_host_is_taken_over(world, tmp_path):
+    """Its holder cannot be asked; its lock's TTL ran out: the rotation is orphaned."""
+    store = FileRecordStore(tmp_path / "state", lock_ttl=5.0)
+    record = fake_engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    data = store.load(GROUP.name)  # as if the process had died half-way, on another host
+    data.update(status="running", cursor=3, finished_at=None)
+    data["steps"][3].update(status="pending")
+    store.save(data)
+    then = time.time() - 60
+    (store.root / GROUP.name / "lock").write_text(json.dumps({
+        "holder": "ci@runner-7", "pid": 4242, "host": "runner-7", "started_at": then,
+        "renewed_at": then, "rotation_id": record.id, "token": "runner-7:4242:x"}))
+    board = Board(store, [GROUP.name], FileChangeFeed(store.root, [GROUP.name], interval=0.01),
+                  sweep_every=0.2)
+    controller = Controller(board, fake_runner(world, store, policy("blue-green")),
+                            holder_alive=store_holder_alive(store), sweep_every=0.2)
+    board.start()
+    controller.start()
+    try:
+        wait_for(lambda: store.load(GROUP.name)["status"] == "done")
+        assert controller.acted == [(GROUP.name, record.id)]
     finally:
         stop(board, controller)

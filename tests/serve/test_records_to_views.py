@@ -79,3 +79,44 @@ def test_the_chart_sums_both_layers_per_slot():
     assert series["blue"]["requests"] == [3.0, 4.0, 0.0]
     svg = render_svg({"group": "<prd>", "period": 10, "start": 0, "end": 30, "slots": series})
     assert svg.startswith("<svg") and "&lt;prd&gt;" in svg and "<prd>" not in svg
+
+
+def test_log_lines_are_masked_whatever_logger_writes_them():
+    import io
+    import logging
+
+    from rotator.serve.secrets import ScrubbingFilter
+
+    redactor = Redactor()
+    redactor.add_url("json://127.0.0.1:9/hooks/hook-secret-77")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ScrubbingFilter(redactor))
+    logger = logging.getLogger("apprise.test")
+    logger.addHandler(handler)
+    try:
+        logger.warning("POST URL: %s", "http://127.0.0.1:9/hooks/hook-secret-77")
+    finally:
+        logger.removeHandler(handler)
+    assert "hook-secret-77" not in stream.getvalue() and "***" in stream.getvalue()
+
+
+def test_rotate_serve_beyond_loopback_without_a_token_is_refused(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rotator.cli import main
+    from rotator.serve import read_token
+
+    monkeypatch.delenv("ROTATOR_SERVE_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["serve", "--listen", "0.0.0.0:8686"])
+    assert result.exit_code == 2
+    assert "give a token (ROTATOR_SERVE_TOKEN or --token-file)" in result.output
+    result = CliRunner().invoke(main, ["serve", "--listen", "nonsense"])
+    assert result.exit_code == 2 and "expected HOST:PORT" in result.output
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    assert read_token(str(token)) == "s3cret-token"
+    token.write_text("")
+    result = CliRunner().invoke(main, ["serve", "--listen", "0.0.0.0:8686",
+                                       "--token-file", str(token)])
+    assert result.exit_code == 2 and "the token file is empty" in result.output
