@@ -203,8 +203,10 @@ def plan_cmd(group, ami, policy_name, with_terraform, output):
 @main.command("resume")
 @click.argument("group")
 @click.option("--break-lock", is_flag=True, help="break a stale lock left by a dead process")
+@click.option("--override-quiet", "override_quiet", metavar="SLOT",
+              help="destroy SLOT without waiting until it is quiet (recorded in the history)")
 @output_option
-def resume_cmd(group, break_lock, output):
+def resume_cmd(group, break_lock, override_quiet, output):
     """Carry on GROUP's unfinished rotation or failover (after a crash, a pause or an approval)."""
     from rotator.failover_runner import resume_failover
     from rotator.wiring import Session
@@ -215,6 +217,8 @@ def resume_cmd(group, break_lock, output):
         _print_event(event, output)
         return
     session = Session.open_current(project, group)
+    if override_quiet:
+        session.override_quiet(override_quiet)
     interactive = sys.stdout.isatty() and output == "text"
     record = session.resume(output=output, interactive=interactive, break_lock=break_lock)
     _finish(record, output)

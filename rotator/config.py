@@ -259,6 +259,35 @@ class MarathonGate(_Strict):
     require_healthy: bool = True
 
 
+class MetricsGate(_Strict):
+    """Canary analysis by metrics (as Argo Rollouts' AnalysisTemplates and Kayenta do, from
+    CloudWatch): the candidate's error ratio and p99 latency over the last ``window``,
+    against absolute limits and against the stable slot as baseline."""
+
+    window: Duration = 120.0
+    # fewer requests than this in the window is no data: never a pass
+    min_requests: int = Field(default=50, ge=1)
+    max_error_ratio: float | None = Field(default=0.05, ge=0, le=1)
+    # e.g. 0.005: the candidate's error ratio at most 0.5 points above the stable's
+    max_error_ratio_over_stable: float | None = Field(default=0.005, ge=0, le=1)
+    max_p99: Duration | None = None
+    max_p99_ratio_to_stable: float | None = Field(default=1.5, gt=0)
+    # consecutive failed evaluations before the gate fails
+    failure_limit: int = Field(default=2, ge=1, le=100)
+
+
+class RetireSettings(_Strict):
+    """When an old slot (or a rolled-back candidate) may be destroyed: once it is quiet,
+    observed, not guessed. Its weight is 0; then at least the records' largest TTL counted
+    from the change being INSYNC, its edge targets drained, and its own load balancer's
+    RequestCount at or below ``max_requests`` for ``quiet_for`` (CloudWatch)."""
+
+    quiet_for: Duration = 120.0
+    max_requests: int = Field(default=0, ge=0)
+    max_wait: Duration = 1800.0
+    then: Literal["destroy", "pause"] = "pause"  # when max_wait passes without quiet
+
+
 class GateConfig(_Strict):
     consul: ConsulGate | None = ConsulGate()
     elb: ElbGate | None = ElbGate()  # the slot's own ELB: where its records point
@@ -266,6 +295,7 @@ class GateConfig(_Strict):
     consecutive_successes: int = Field(default=1, ge=1, le=1000)
     failure_threshold: int = Field(default=1, ge=1, le=1000)
     no_data: Duration = 60.0
+    metrics: MetricsGate | None = None
     # how long the gate must hold (a soak); 0 = the first success passes
     duration: Duration = 0.0
     timeout: Duration | None = None
@@ -307,6 +337,7 @@ class Policy(_Strict):
     gate: GateConfig = GateConfig()  # used by verify, and watched through shift and bake
     deadlines: Deadlines = Deadlines()
     retain_stable: Duration = 0.0
+    retire: RetireSettings = RetireSettings()
     on_failure: Literal["rollback", "pause"] = "rollback"
     keep_failed_candidate: bool = False
 

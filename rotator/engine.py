@@ -27,6 +27,7 @@ from rotator.ports import (
     Infrastructure,
     Lock,
     LockHeld,
+    Metrics,
     RecordStore,
     SlotOutputs,
     TrafficRouter,
@@ -52,7 +53,9 @@ def unexpected(st: StepState, exc: Exception) -> str:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # started, step-started, step-progress, step-done, step-failed, rollback, waiting, paused, finished
+    # started, step-started, step-progress, step-done, step-failed, analysis, rollback,
+    # waiting, paused, finished
+    kind: str
     record: RotationRecord
     step: StepState | None = None
     message: str = ""
@@ -76,6 +79,8 @@ class Engine:
         on_event: Callable[[Event], None] | None = None,
         interactive: bool = False,
         environment: str = "",
+        metrics: Metrics | None = None,
+        metrics_delay: float = 0.0,
     ):
         self.group = group
         self.policy = policy
@@ -91,6 +96,8 @@ class Engine:
         self.on_event = on_event or (lambda e: None)
         self.interactive = interactive
         self.environment = environment
+        self.metrics = metrics
+        self.metrics_delay = metrics_delay
         self._lock: Lock | None = None
         self._last_progress: tuple[str, str] | None = None
 
@@ -238,6 +245,7 @@ class Engine:
             apps=self.apps, health=self.health, traffic=self.traffic,
             app_definitions=self.app_definitions, clock=self.clock, guard=self.guard,
             interactive=self.interactive, save=lambda: self._save(record),
+            metrics=self.metrics, metrics_delay=self.metrics_delay,
         )
 
     def _run(self, record: RotationRecord, lock: Lock) -> RotationRecord:
@@ -290,8 +298,12 @@ class Engine:
         if not control or control.get("rotation_id") != record.id:
             return
         for request in control.get("requests", [])[len(record.operator_actions):]:
-            if request.get("action") == "promote":
+            action = request.get("action")
+            if action == "promote":
                 outcome, roll_back = self._promote(record, request), False
+            elif action == "override-quiet":
+                outcome, roll_back = (f"slot {request.get('step')} may be destroyed without "
+                                      "waiting until it is quiet"), False
             else:
                 outcome, roll_back = self._abort(record, request)
             record.operator_actions.append({**request, "outcome": outcome})
@@ -373,10 +385,7 @@ class Engine:
             if not (progress.state == "running" and progress.recheck) or left <= 0:
                 break
             progress = self._check(ctx, step, st, left)
-        if st.kind in WATCHED_KINDS and (progress.state == "running" or (
-                progress.state == "waiting" and self.interactive)):
-            # an interactive engine (a terminal, `rotate serve`) keeps judging the
-            # candidate while an approval waits in process
+        if progress.state == "running" and st.kind in WATCHED_KINDS:
             progress = self._watch_candidate(ctx, progress, wait - (self.clock() - started))
         if progress.state == "done":
             if record.status is RotationStatus.WAITING:
@@ -394,9 +403,20 @@ class Engine:
             if record.status is not RotationStatus.WAITING:
                 record.status = RotationStatus.WAITING
                 record.note(self.clock(), progress.reason, st.name)
+                if not self.interactive:
+                    # this run exits: nothing judges the canary until someone promotes or
+                    # resumes it, and that one judges the whole wait first
+                    record.unwatched_since = self.clock()
+                    record.note(self.clock(), "nobody watches the candidate while it waits")
                 self._save(record)
                 self._emit("waiting", record, st, progress.reason)
             if self.interactive:
+                # a waiting approval keeps its gates and metric analysis judging
+                judged = self._watch_candidate(ctx, Progress("waiting"), step.poll_interval)
+                if judged.state == "failed":
+                    self._fail(record, ctx, st, judged.reason)
+                    return
+                self._progress(record, st, self._analysis_note(record) or progress.reason)
                 self.sleep(step.poll_interval)
         else:
             if self.clock() >= (st.deadline or math.inf):
@@ -422,12 +442,27 @@ class Engine:
         """Between traffic steps the candidate's health is still watched: by the very watch
         that verified it, which saw every instance pass and so knows a critical one."""
         watch = ctx.watch("verify", self.policy.gate)
-        if watch is None:
-            return progress
-        result = watch.poll(max(0.0, wait))
-        if result.verdict is Verdict.FAILED:
-            return Progress.failed(f"health gate failed: {result.reason}")
+        if watch is not None:
+            result = watch.poll(max(0.0, wait))
+            if result.verdict is Verdict.FAILED:
+                return Progress.failed(f"health gate failed: {result.reason}")
+        before = ctx.record.analysis.get("evaluated_until")
+        failed = ctx.analyse(self.policy.gate)
+        if failed is not None:
+            return failed
+        if ctx.record.analysis.get("evaluated_until") != before:
+            self._save(ctx.record)  # a verdict: in the record, the live view and the events
+            self._emit("analysis", ctx.record, ctx.record.current_step,
+                       self._analysis_note(ctx.record))
         return progress
+
+    @staticmethod
+    def _analysis_note(record: RotationRecord) -> str:
+        last = record.analysis.get("last")
+        if not last:
+            return ""
+        detail = "; ".join(last.get("failures") or []) or last.get("reason", "")
+        return f"metrics {last['verdict']}: {detail}"
 
     def _retry(self, st: StepState) -> None:
         st.status = StepStatus.PENDING

@@ -67,6 +67,20 @@ class ConsulEnv(_Model):
     anonymous: bool = False  # that Consul takes no token
 
 
+class CloudWatchEnv(_Model):
+    """How the load balancers' metrics reach CloudWatch: one data point per ``period``
+    seconds (60 for ELB), available ``delay`` seconds after its period ends."""
+
+    period: float = Field(default=60.0, gt=0)
+    delay: float = Field(default=60.0, ge=0)
+
+
+class TrafficEnv(_Model):
+    # the TTL every weighted record is written with in this environment, in place of the
+    # groups' (a test world that cannot wait a production TTL out)
+    record_ttl: int | None = Field(default=None, ge=0, le=172800)
+
+
 class StateEnv(_Model):
     backend: Literal["file", "consul"] = "file"
     path: str = ".rotator/state"
@@ -108,6 +122,8 @@ class Environment(_Model):
     terraform: TerraformEnv = TerraformEnv()
     marathon: MarathonEnv = MarathonEnv()
     consul: ConsulEnv = ConsulEnv()
+    cloudwatch: CloudWatchEnv = CloudWatchEnv()
+    traffic: TrafficEnv = TrafficEnv()
     state: StateEnv = StateEnv()
     sandbox_control: str | None = None  # URL of the sandbox's control API, when it is one
     notify: NotifyEnv = NotifyEnv()

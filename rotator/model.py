@@ -84,6 +84,13 @@ class RotationRecord(BaseModel):
     abort_requested: str | None = None
     # every operator request acted on (rotator.state.control), with what became of it
     operator_actions: list[dict[str, Any]] = Field(default_factory=list)
+    # canary analysis by metrics: {"failures", "evaluated_until", "last", "history"}
+    analysis: dict[str, Any] = Field(default_factory=dict)
+    # slot -> until when a client may hold a cached DNS answer leading to it: the change that
+    # took its weight to 0 went INSYNC, plus the largest TTL its records had or have
+    cached_until: dict[str, float] = Field(default_factory=dict)
+    # since when the rotation waits at an approval with nobody watching it (a run that exited)
+    unwatched_since: float | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     writes: int = 0
 

@@ -84,6 +84,7 @@ def plan_rotation(group: GroupConfig, policy: Policy, roles: Roles) -> list[Step
             steps.append(_step(f"bake {format_duration(policy.retain_stable)}", "bake",
                                seconds=policy.retain_stable))
         steps.append(_step(f"retire {stable}: out of traffic", "retire-traffic", "", slot=stable))
+        steps.append(_step(f"retire {stable}: wait until quiet", "retire-quiet", "", slot=stable))
         steps.append(_step(f"retire {stable}: destroy", "retire-destroy", "", slot=stable))
     return steps
 
@@ -93,6 +94,7 @@ def plan_rollback(stable: str | None, candidate: str, keep_candidate: bool) -> l
     if stable is not None:
         steps.append(_step(f"weights back to {stable}", "rollback-weights", slot=stable))
     steps.append(_step(f"take {candidate} out of traffic", "rollback-traffic", slot=candidate))
+    steps.append(_step(f"wait until {candidate} is quiet", "rollback-quiet", slot=candidate))
     if keep_candidate:
         steps.append(_step(f"keep {candidate} for inspection", "rollback-keep", slot=candidate))
     else:
@@ -111,11 +113,13 @@ PHASE_OF_KIND = {
     "approve": "shift",
     "bake": "bake",
     "retire-traffic": "retire",
+    "retire-quiet": "retire",
     "retire-destroy": "retire",
     "rollback-weights": "rollback",
     "rollback-traffic": "rollback",
+    "rollback-quiet": "rollback",
     "rollback-destroy": "rollback",
     "rollback-keep": "rollback",
 }
 
-RETIRE_KINDS = {"retire-traffic", "retire-destroy"}
+RETIRE_KINDS = {"retire-traffic", "retire-quiet", "retire-destroy"}

@@ -186,6 +186,8 @@ class TrafficState:
     health: dict[str, dict[str, str]] = field(default_factory=dict)
     # edge load balancer -> slot -> weight on its listener
     edge_weights: dict[str, dict[str, int]] = field(default_factory=dict)
+    # record key -> the largest TTL of its sets (what a client caches an answer for)
+    ttls: dict[str, int] = field(default_factory=dict)
     # record key -> SetIdentifier -> weight, of the sets of *other* groups in the same
     # records (a master/slave pair shares its records)
     others: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -241,10 +243,37 @@ class TrafficRouter(Protocol):
     def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
         """(InService, registered) instances of the slot's own load balancer."""
 
+    def drained(self, slot: str) -> bool:
+        """True once no target of the slot is registered or draining at the edge."""
+
     def remove_slot(self, slot: str, outputs: SlotOutputs | None, *,
                     journal: ChangeJournal | None = None) -> float:
         """Take the slot out entirely (weight 0, deregistered); return the seconds of
         connection draining to wait before its instances may be destroyed."""
+
+
+# --------------------------------------------------------------------------
+# Metrics (CloudWatch: what the slot's load balancers served)
+
+
+@dataclass(frozen=True)
+class SlotLoad:
+    """What a slot's load balancers (its own, and its edge target group) served in a window."""
+
+    requests: float
+    errors: float  # 5XX answered by the slot's targets
+    p99: float | None = None  # seconds; None when no request was timed
+
+    @property
+    def error_ratio(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+class Metrics(Protocol):
+    period: float  # seconds per data point (60 on AWS)
+
+    def load(self, slot: str, outputs: SlotOutputs, start: float, end: float) -> SlotLoad | None:
+        """The slot's load in [start, end) (epoch seconds); None when it cannot be read."""
 
 
 # --------------------------------------------------------------------------

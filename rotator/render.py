@@ -54,6 +54,7 @@ def summary(record: RotationRecord) -> dict[str, Any]:
             {"name": s.name, "status": s.status.value, "reason": s.reason}
             for s in record.steps + record.rollback_steps
         ],
+        "analysis": record.analysis.get("last"),
     }
 
 
@@ -117,6 +118,7 @@ class LiveRenderer:
         self.console = console or Console()
         self.record: RotationRecord | None = None
         self.note = ""
+        self.analysis = ""  # the last metric verdict of the canary
         self.live = Live(console=self.console, refresh_per_second=4, transient=False,
                          get_renderable=self._render)
         self.live.start()
@@ -125,6 +127,8 @@ class LiveRenderer:
         self.record = event.record
         if event.kind in ("step-progress", "waiting", "paused", "rollback", "step-failed"):
             self.note = event.message
+        elif event.kind == "analysis":
+            self.analysis = event.message
         elif event.kind in ("step-started", "step-done"):
             self.note = ""
         self.live.refresh()
@@ -152,6 +156,9 @@ class LiveRenderer:
             table.add_row(Text(icon, style=style), label, _elapsed(st, now),
                           st.reason if st.status is not StepStatus.RUNNING else "")
         parts = [head, table]
+        if self.analysis:
+            style = "bold red" if "failed" in self.analysis.split(":")[0] else "cyan"
+            parts.append(Text(f"  {self.analysis}", style=style))
         if self.note:
             parts.append(Text(f"  {self.note}", style="yellow"))
         return Group(*parts)

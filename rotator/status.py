@@ -151,7 +151,8 @@ def show_history(project: Project, group: str, limit: int, output: str, console:
 
 def operators(record: dict[str, Any]) -> str:
     """Who promoted or aborted, from where and when: 'promoted by ops@bastion (rotate) 12:03'."""
-    done = {"promote": "promoted", "abort": "aborted"}
+    done = {"promote": "promoted", "abort": "aborted",
+            "override-quiet": "let a busy slot be destroyed, asked"}
     out = []
     for action in record.get("operator_actions", []):
         if str(action.get("outcome", "")).startswith("ignored"):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator.analysis import judge
 from rotator.apps.slot_identity import slot_tag, with_slot_identity
 from rotator.config import GateConfig, GroupConfig, Policy
 from rotator.errors import StepFailed
@@ -22,8 +23,10 @@ from rotator.ports import (
     GateWatch,
     HealthSource,
     Infrastructure,
+    Metrics,
     OutputsIncomplete,
     ServiceRequirement,
+    SlotLoad,
     SlotOutputs,
     TrafficRouter,
     TrafficState,
@@ -100,6 +103,8 @@ class StepContext:
     guard: Any  # rotator.guards.TrafficGuard: check_destroy(slot, state)
     interactive: bool = False
     save: Callable[[], None] = lambda: None  # writes the record (the engine's)
+    metrics: Metrics | None = None  # what the slots' load balancers served (CloudWatch)
+    metrics_delay: float = 0.0  # how long after a period ends its data point is published
     # live health watches, keyed by purpose; rebuilt after a restart
     watches: dict[str, GateWatch] = field(default_factory=dict)
 
@@ -138,6 +143,74 @@ class StepContext:
         url = self.outputs(slot).marathon_url
         ids = [a["id"] for a in self.app_definitions]
         return [h.app_id for h in self.apps.health(url, ids) if not h.ok]
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def carries_traffic(self) -> bool:
+        """The candidate serves part of the traffic beside a stable slot: there is something
+        to analyse (before its first shift there is not)."""
+        return (self.metrics is not None and self.record.stable is not None
+                and self.record.weights.get(self.record.candidate, 0) > 0)
+
+    def published_until(self) -> float:
+        """The end of the last period whose data point CloudWatch has (whole periods)."""
+        period = self.metrics.period if self.metrics else 60.0
+        return math.floor((self.clock() - self.metrics_delay) / period) * period
+
+    def load(self, slot: str, start: float, end: float) -> SlotLoad | None:
+        if self.metrics is None or slot not in self.record.slots:
+            return None
+        return self.metrics.load(slot, self.outputs(slot), start, end)
+
+    def analyse(self, gate: GateConfig) -> Progress | None:
+        """Canary analysis, evaluated once per newly published period while the candidate
+        carries traffic; Progress.failed once ``failure_limit`` evaluations in a row failed,
+        None otherwise (the verdicts are in ``record.analysis``)."""
+        rules = gate.metrics
+        if rules is None or not self.carries_traffic():
+            return None
+        state = self.record.analysis
+        end = self.published_until()
+        if end <= state.get("evaluated_until", 0.0):
+            return self._analysis_progress(rules)
+        start = end - rules.window
+        evaluation = judge(rules, self.load(self.record.candidate, start, end),
+                           self.load(self.record.stable, start, end),
+                           at=self.clock(), window=(start, end))
+        if evaluation.verdict is Verdict.FAILED:
+            state["failures"] = state.get("failures", 0) + 1
+        elif evaluation.verdict is Verdict.SUCCESSFUL:
+            state["failures"] = 0
+        state["evaluated_until"] = end
+        state["last"] = evaluation.to_dict()
+        state.setdefault("history", []).append(state["last"])
+        del state["history"][:-50]
+        self.record.note(self.clock(), f"metrics {evaluation.verdict.value}: "
+                                       f"{evaluation.summary()}")
+        return self._analysis_progress(rules)
+
+    def _analysis_progress(self, rules: Any) -> Progress | None:
+        state = self.record.analysis
+        if state.get("failures", 0) >= rules.failure_limit:
+            return Progress.failed("metric analysis failed: " + "; ".join(
+                state.get("last", {}).get("failures", [])))
+        return None
+
+    def judge_wait(self, gate: GateConfig, since: float) -> Progress | None:
+        """The metrics of a whole wait nobody watched; Progress.failed naming the failing
+        metric, None when it passed (or there is nothing to judge)."""
+        rules = gate.metrics
+        if rules is None or self.metrics is None or self.record.stable is None:
+            return None
+        end = self.published_until()
+        evaluation = judge(rules, self.load(self.record.candidate, since, end),
+                           self.load(self.record.stable, since, end),
+                           at=self.clock(), window=(since, end))
+        self.record.analysis["unwatched"] = evaluation.to_dict()
+        if evaluation.verdict is Verdict.FAILED:
+            return Progress.failed("metric analysis of the wait nobody watched failed: "
+                                   + evaluation.summary())
+        return None
 
 
 class StepJournal:
@@ -244,6 +317,14 @@ def _gate_progress(ctx: StepContext, key: str, gate: GateConfig, wait: float) ->
         if healthy < needed:
             return Progress.running(f"{outputs.elb_name}: {healthy}/{registered} instances "
                                     "InService")
+    if gate.metrics is not None and ctx.carries_traffic():
+        failed = ctx.analyse(gate)
+        if failed is not None:
+            return failed
+        last = ctx.record.analysis.get("last") or {}
+        if last.get("verdict") != Verdict.SUCCESSFUL.value:
+            return Progress.running(f"metric analysis {last.get('verdict', 'pending')}: "
+                                    f"{last.get('reason') or 'waiting for the next period'}")
     return Progress.done("healthy")
 
 
@@ -278,7 +359,8 @@ def world_weights(state: TrafficState) -> dict[str, int] | None:
 
 def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> None:
     journal = ctx.journal(state)
-    world = world_weights(ctx.traffic.read())
+    now = ctx.traffic.read()
+    world = world_weights(now)
     if world and world == {k: v for k, v in target.items() if v} and not journal.pending():
         ctx.record.weights = target
         return
@@ -286,7 +368,20 @@ def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> 
     # already hold the last intended weights: that is not a hand edit.
     expected = ctx.record.weights or None
     ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal)
+    note_unweighted(ctx, state, now, [s for s, w in target.items()
+                                      if w == 0 and now.slot_weight(s) > 0])
     ctx.record.weights = target
+
+
+def note_unweighted(ctx: StepContext, state: StepState, before: TrafficState,
+                    slots: list[str]) -> None:
+    """For slots this change took to weight 0: until when a client may still hold a cached
+    answer leading to them, counted from the change going INSYNC with the largest TTL their
+    records had (what clients cached) or have now."""
+    at = state.params.get("insync_at") or ctx.clock()
+    ttl = max([*before.ttls.values(), *(r.ttl for r in ctx.group.traffic.records)], default=0)
+    for slot in slots:
+        ctx.record.cached_until[slot] = at + ttl
 
 
 class Shift(Step):
@@ -355,6 +450,13 @@ class Approve(Step):
     def check(self, ctx, state, wait):
         approved = state.params.get("approved")
         if approved:
+            if ctx.record.unwatched_since is not None:
+                # nobody judged while the approval waited: judge the whole wait now, before
+                # any weight moves on
+                failed = ctx.judge_wait(ctx.policy.gate, ctx.record.unwatched_since)
+                ctx.record.unwatched_since = None
+                if failed is not None:
+                    return failed
             return Progress.done(f"promoted by {approved.get('by')} ({approved.get('via')})")
         return Progress("waiting", "waiting for `rotate promote " + ctx.group.name + "`")
 
@@ -380,12 +482,79 @@ class RetireTraffic(Step):
         return Progress.done()
 
 
+def quiet_overridden(ctx: StepContext, slot: str) -> dict[str, Any] | None:
+    """The operator request, if any, to destroy ``slot`` without waiting for it to be quiet."""
+    for action in ctx.record.operator_actions:
+        if action.get("action") == "override-quiet" and action.get("step") == slot:
+            return action
+    return None
+
+
+class Quiet(Step):
+    """Wait until nothing reaches the slot any more, observed: its weight is 0 on every
+    layer, the records' largest TTL has passed since that was INSYNC (clients cache their
+    answers), its edge targets have drained, and its load balancers' RequestCount stayed at
+    or below ``retire.max_requests`` for ``retire.quiet_for``."""
+
+    kind, phase = "retire-quiet", "retire"
+    poll_interval = 2.0
+
+    def timeout(self, ctx, state):
+        return float(ctx.policy.retire.max_wait) + 60.0
+
+    def check(self, ctx, state, wait):
+        slot, rules, now = state.params["slot"], ctx.policy.retire, ctx.clock()
+        override = quiet_overridden(ctx, slot)
+        if override is not None:
+            return Progress.done(f"not waited for: {override.get('by')} overrode it")
+        if slot not in ctx.record.cached_until:
+            return Progress.done(f"{slot} never carried traffic")
+        cached_until = ctx.record.cached_until[slot]
+        busy = self._busy(ctx, slot, rules, cached_until, now)
+        if busy is None:
+            return Progress.done(f"{slot} quiet: at most {rules.max_requests} requests in "
+                                 f"{rules.quiet_for:.0f}s once cached answers expired")
+        if now - state.started_at >= rules.max_wait:
+            if rules.then == "destroy":
+                return Progress.done(f"not quiet after {rules.max_wait:.0f}s ({busy}): "
+                                     "destroying anyway (retire.then: destroy)")
+            return Progress.failed(f"{slot} not quiet after {rules.max_wait:.0f}s: {busy}")
+        return Progress.running(busy)
+
+    @staticmethod
+    def _busy(ctx: StepContext, slot: str, rules: Any, cached_until: float,
+              now: float) -> str | None:
+        """What the slot still waits for; None once it is quiet."""
+        if now < cached_until:
+            return f"cached DNS answers may still lead to {slot}: {cached_until - now:.0f}s left"
+        if not ctx.traffic.drained(slot):
+            return f"{slot}'s edge targets are draining"
+        if ctx.metrics is None:
+            return None
+        end = ctx.published_until()
+        start = end - rules.quiet_for
+        if start < cached_until:
+            return (f"watching {slot}'s requests: {max(0.0, end - cached_until):.0f}s of a "
+                    f"{rules.quiet_for:.0f}s quiet window")
+        load = ctx.load(slot, start, end)
+        if load is None:
+            return f"{slot}'s request counts cannot be read"
+        if load.requests > rules.max_requests:
+            return (f"{slot} still served {load.requests:.0f} requests in the last "
+                    f"{rules.quiet_for:.0f}s")
+        return None
+
+
 class Destroy(Step):
     kind, phase = "retire-destroy", "retire"
 
     def act(self, ctx, state):
         slot = state.params["slot"]
         ctx.guard.check_destroy(slot, ctx.traffic.read())
+        rules = ctx.policy.retire
+        if ctx.metrics is not None and quiet_overridden(ctx, slot) is None:
+            end = ctx.published_until()
+            ctx.guard.check_quiet(slot, ctx.load(slot, end - rules.quiet_for, end), rules)
         ctx.infra.destroy(slot)
         ctx.record.slots.pop(slot, None)
 
@@ -404,6 +573,8 @@ class RollbackWeights(Step):
         ctx.record.weights = {}  # whatever the world holds, put it back on stable
         ctx.traffic.set_weights(target, ctx.live_slots(), expected=None,
                                 journal=ctx.journal(state))
+        # it carried weight, or may have (a crash after the change): clients may hold it
+        note_unweighted(ctx, state, world, [ctx.record.candidate])
         ctx.record.weights = target
 
     def check(self, ctx, state, wait):
@@ -420,6 +591,10 @@ class RollbackTraffic(RetireTraffic):
     kind, phase = "rollback-traffic", "rollback"
 
 
+class RollbackQuiet(Quiet):
+    kind, phase = "rollback-quiet", "rollback"
+
+
 class RollbackDestroy(Destroy):
     kind, phase = "rollback-destroy", "rollback"
 
@@ -431,8 +606,8 @@ class RollbackKeep(Step):
 STEPS: dict[str, Step] = {
     s.kind: s
     for s in (Provision(), Deploy(), Verify(), Shift(), Pause(), Bake(), Gate(), Approve(),
-              RetireTraffic(), Destroy(), RollbackWeights(), RollbackTraffic(),
-              RollbackDestroy(), RollbackKeep())
+              RetireTraffic(), Quiet(), Destroy(), RollbackWeights(), RollbackTraffic(),
+              RollbackQuiet(), RollbackDestroy(), RollbackKeep())
 }
 
 # Steps during which the candidate's health keeps being watched: a service

@@ -287,7 +287,7 @@ class Session:
 
     def __init__(self, project: Project, group: GroupConfig, policy: Policy, env: Environment):
         self.project = project
-        self.group = group
+        self.group = in_environment(group, env)
         self.policy = policy
         self.env = env
         project.check_credentials(group, os.environ)
@@ -333,6 +333,15 @@ class Session:
             return None
         return all(n >= req.required for n, req in zip(counts, reqs, strict=True))
 
+    @functools.cached_property
+    def metrics(self):
+        from rotator.health.cloudwatch import CloudWatchMetrics
+        from rotator.traffic.calls import client_config
+
+        return CloudWatchMetrics(self.access.client("cloudwatch", client_config()),
+                                 edge=self.traffic.edge, period=self.env.cloudwatch.period,
+                                 calls=self.traffic.calls)
+
     def engine(self, on_event=None, interactive: bool = False, sleep=None) -> Engine:
         apps = make_apps(self.group, self.env)
         return Engine(
@@ -341,6 +350,7 @@ class Session:
             guard=self.traffic.guard, app_definitions=self.apps_defs,
             on_event=_warming(self._publishing(on_event), (apps, self.health)),
             interactive=interactive, environment=self.env.name,
+            metrics=self.metrics, metrics_delay=self.env.cloudwatch.delay,
             **({"sleep": sleep} if sleep is not None else {}),  # `rotate serve` hands over
         )
 
@@ -403,6 +413,17 @@ class Session:
         finally:
             renderer.close()
 
+    def override_quiet(self, slot: str, via: str = "rotate") -> None:
+        """Let ``slot`` be destroyed without waiting until it is quiet (recorded)."""
+        data = self.store.load(self.group.name)
+        if data is None or RotationStatus(data["status"]).terminal:
+            raise InputError(f"{self.group.name} has no unfinished rotation")
+        if slot not in data.get("slots", {}):
+            raise InputError(f"rotation {data['id']} has no slot {slot!r} to retire",
+                             field="--override-quiet")
+        self.store.write_control(self.group.name, data["id"],
+                                 operator_request("override-quiet", step=slot, via=via))
+
     def resume(self, *, output: str, interactive: bool, break_lock: bool) -> RotationRecord:
         renderer = self._renderer(output, interactive)
         try:
@@ -443,6 +464,16 @@ def waiting_approval(record: RotationRecord) -> str:
         f"rotation {record.id} of {record.group} is {record.status.value} {where}: nothing is "
         "waiting for approval (`rotate promote` approves only the approval step waiting now)"
     )
+
+
+def in_environment(group: GroupConfig, env: Environment) -> GroupConfig:
+    """The group as this environment runs it (records written with its TTL, if it sets one)."""
+    ttl = env.traffic.record_ttl
+    if ttl is None:
+        return group
+    records = [r.model_copy(update={"ttl": ttl}) for r in group.traffic.records]
+    return group.model_copy(update={"traffic": group.traffic.model_copy(
+        update={"records": records})})
 
 
 def _dead_holder(info) -> bool:

@@ -248,6 +248,9 @@ class FakeTraffic:
     def settled(self, weights, slots, wait) -> bool:
         return True
 
+    def drained(self, slot: str) -> bool:
+        return not self.w.registered.get(slot)
+
     def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
         slot = outputs.elb_name.rsplit("-", 1)[1]
         proxies = len(outputs.instances.get("proxy", []))
@@ -263,10 +266,44 @@ class FakeTraffic:
         return 5.0
 
 
+class FakeMetrics:
+    """What each slot's load balancers served: ``rates[slot](t) -> (requests/s, error share)``;
+    a slot without a rate served nothing, nor does one without weight now (unless
+    ``follow_weights`` is off: clients that ignore the weights). Whole periods only."""
+
+    def __init__(self, world: FakeWorld, period: float = 10.0, follow_weights: bool = True):
+        self.w = world
+        self.period = period
+        self.follow_weights = follow_weights
+        self.rates: dict[str, Any] = {}
+        self.asked: list[tuple[str, float, float]] = []
+
+    def load(self, slot, outputs, start, end):
+        from rotator.ports import SlotLoad
+
+        self.asked.append((slot, start, end))
+        rate = self.rates.get(slot)
+        if self.follow_weights and not self.w.weights.get(slot):
+            rate = None
+        requests = errors = 0.0
+        t = start
+        while rate is not None and t < end:
+            per_second, share = rate(t)
+            requests += per_second * self.period
+            errors += per_second * self.period * share
+            t += self.period
+        return SlotLoad(requests, errors, 0.05 if requests else None)
+
+
 class FakeGuard:
     def check_destroy(self, slot: str, state: TrafficState) -> None:
         if state.slot_weight(slot) or state.slot_registered(slot):
             raise Refused(f"traffic guard: refusing to destroy {slot}")
+
+    def check_quiet(self, slot, load, rules) -> None:
+        from rotator.traffic.guard import TrafficGuard
+
+        TrafficGuard.check_quiet(self, slot, load, rules)
 
 
 class MemLock:

@@ -42,7 +42,7 @@ def test_every_shipped_group_and_policy_validates():
     assert errors == []
     assert {g.name for g in groups} == {"ops-cn", "prd-cn", "ops-sg", "prd-sg-master",
                                         "prd-sg-slave"}
-    assert {p.name for p in policies} == {"blue-green", "canary", "failover"}
+    assert {p.name for p in policies} == {"blue-green", "canary", "demo", "failover"}
     by_name = {g.name: g for g in groups}
     assert by_name["prd-cn"].aws.partition == "aws-cn"
     assert by_name["prd-sg-master"].peer == "prd-sg-slave"
@@ -52,7 +52,7 @@ def test_every_shipped_group_and_policy_validates():
 def test_validate_command_passes_on_the_shipped_files():
     result = CliRunner().invoke(main, ["validate"], env={"ROTATOR_ROOT": str(ROOT)})
     assert result.exit_code == 0, result.output
-    assert "5 group(s) and 3 policies are valid" in result.output
+    assert "5 group(s) and 4 policies are valid" in result.output
 
 
 def _del(key):
@@ -203,14 +203,14 @@ def test_planner_expands_blue_green_and_canary_with_compensations():
         "shift 5% to green", "pause 10s", "gate 1",
         "shift 25% to green", "pause 10s", "gate 2", "approval",
         "shift 50% to green", "pause 10s", "gate 3",
-        "shift 100% to green", "bake 30s", "retire blue: out of traffic", "retire blue: destroy",
+        "shift 100% to green", "bake 30s", "retire blue: out of traffic", "retire blue: wait until quiet", "retire blue: destroy",
     ]
     shifts = [s for s in steps if s.kind == "shift"]
     assert all(s.compensation == "weights back to blue" for s in shifts)
     assert steps[0].compensation == "destroy green"
     bg = plan_rotation(group, project.policy("blue-green"), Roles("green", "blue"))
     assert [s.kind for s in bg] == ["provision", "deploy", "verify", "shift", "bake",
-                                    "retire-traffic", "retire-destroy"]
+                                    "retire-traffic", "retire-quiet", "retire-destroy"]
 
 
 def _app(project: Project, name: str) -> Path:

@@ -47,7 +47,7 @@ def test_blue_green_happy_path(world, store):
     names = [s.name for s in record.steps]
     assert names == [
         "provision green", "deploy apps to green", "verify green health",
-        "shift 100% to green", "bake 5.0s", "retire blue: out of traffic", "retire blue: destroy",
+        "shift 100% to green", "bake 5.0s", "retire blue: out of traffic", "retire blue: wait until quiet", "retire blue: destroy",
     ]
     assert all(s.status is StepStatus.DONE for s in record.steps)
     assert record.stable_ami == "ami-00000001"
@@ -128,7 +128,7 @@ def test_a_failure_at_each_step_rolls_back(world, store, op):
     assert_rolled_back(world, record)
     assert f"{op} broke" in record.reason
     assert [s.kind for s in record.rollback_steps] == [
-        "rollback-weights", "rollback-traffic", "rollback-destroy"]
+        "rollback-weights", "rollback-traffic", "rollback-quiet", "rollback-destroy"]
 
 
 def test_unhealthy_candidate_at_verify_rolls_back(world, store):

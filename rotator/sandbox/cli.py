@@ -162,7 +162,8 @@ def _duration(ctx, param, value):
 @click.option("--rps", default=200.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="requests per second, all clients together")
 @click.option("--duration", default="60s", show_default=True, callback=_duration,
-              help="how long to run (stops by itself)")
+              help="how long to run (stops by itself; SIGINT or SIGTERM stops it early, and "
+                   "it still reports)")
 @click.option("--clients", default=50, show_default=True, type=click.IntRange(min=1),
               help="simulated clients, each with its own DNS cache and connections")
 @click.option("--ttl-ignoring", default=0.1, show_default=True, type=click.FloatRange(0, 1),

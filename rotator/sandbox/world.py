@@ -39,6 +39,7 @@ from rotator.sandbox.consul import ConsulCore, ConsulServer
 from rotator.sandbox.consul.durations import format_duration
 from rotator.sandbox.dataplane import DEFAULT_TIME_SCALE, DataPlane, parse_time_scale
 from rotator.sandbox.dns import MotoHostedZones, SandboxDns
+from rotator.sandbox.dns.answers import EvenDraws
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
 from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
 
@@ -280,7 +281,7 @@ class World:
         self.terraform = TerraformRuntime(endpoint_url=self.aws.url,
                                           state_dir=self.folder / "terraform",
                                           reattach=self.reattach).start(REGIONS)
-        self.dns = SandboxDns(MotoHostedZones(), self.lb_address).start()
+        self.dns = SandboxDns(MotoHostedZones(), self.lb_address, rng=EvenDraws()).start()
         reattach = {}
         for region in REGIONS:
             daemon = self.terraform.daemon(region)
@@ -359,6 +360,8 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
         },
         "marathon": {"proxy": info["marathon_proxy"], "anonymous": True},
         "consul": {"address": info["consul"], "anonymous": True},
+        # the data plane publishes each period as it ends
+        "cloudwatch": {"period": info["metric_period"], "delay": 1.0},
         "state": {"backend": "file", "path": state_path},
         "sandbox_control": info["aws"],
         # `rotate serve`'s traffic charts: one point per period the world publishes

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from rotator.identity import holder
 
 
-def operator_request(action: Literal["abort", "promote"], *, step: str | None = None,
+def operator_request(action: Literal["abort", "promote", "override-quiet"], *,
+                     step: str | None = None,
                      reason: str = "", via: str = "rotate", at: float | None = None,
                      by: str | None = None) -> dict[str, Any]:
     return {"action": action, "step": step, "reason": reason, "by": by or holder(),

@@ -83,16 +83,27 @@ class EdgeRouter:
         self.healthy_timeout = healthy_timeout
         self.poll_interval = poll_interval
         self._listener: str | None = None
+        self._balancer: str | None = None
         self._groups: dict[str, str] = {}  # slot -> target group ARN
 
     # -- where things are -----------------------------------------------------------
 
+    def balancer_arn(self) -> str:
+        if self._balancer is None:
+            self._balancer = self.calls(self.elbv2, "describe_load_balancers", Names=[
+                self.spec.load_balancer])["LoadBalancers"][0]["LoadBalancerArn"]
+        return self._balancer
+
+    def metric_dimensions(self, slot: str) -> dict[str, str]:
+        """CloudWatch's dimensions of the slot's target group: the final parts of the ARNs
+        (``app/<name>/<id>``, ``targetgroup/<name>/<id>``)."""
+        return {"LoadBalancer": self.balancer_arn().split(":loadbalancer/", 1)[1],
+                "TargetGroup": self.target_group_arns()[slot].rsplit(":", 1)[1]}
+
     def listener_arn(self) -> str:
         if self._listener is None:
-            lb = self.calls(self.elbv2, "describe_load_balancers",
-                            Names=[self.spec.load_balancer])["LoadBalancers"][0]
             listeners = self.calls(self.elbv2, "describe_listeners",
-                                   LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+                                   LoadBalancerArn=self.balancer_arn())["Listeners"]
             found = [ln for ln in listeners if ln["Port"] == self.spec.port]
             if not found:
                 raise StepFailed(f"edge {self.spec.load_balancer} has no listener on port "

@@ -114,3 +114,16 @@ class TrafficGuard:
                 f"traffic guard: refusing to destroy slot {slot!r}: targets still registered "
                 f"or draining ({listed})"
             )
+
+    def check_quiet(self, slot: str, load: Any, rules: Any) -> None:
+        """Refuse to destroy a slot whose load balancers served requests within the quiet
+        window (the operator may override it by name: ``rotate resume --override-quiet``)."""
+        if load is None:
+            raise Refused(f"traffic guard: refusing to destroy slot {slot!r}: its request "
+                          "counts cannot be read")
+        if load.requests > rules.max_requests:
+            raise Refused(
+                f"traffic guard: refusing to destroy slot {slot!r}: its load balancers served "
+                f"{load.requests:.0f} requests in the last {rules.quiet_for:.0f}s (override: "
+                f"`rotate resume GROUP --override-quiet {slot}`)"
+            )

@@ -31,6 +31,7 @@ from rotator.traffic.calls import AwsCalls, AwsError
 from rotator.traffic.spec import RecordSpec, normalize_name, set_identifier
 
 RecordKey = tuple[str, str]  # (fqdn, type)
+ALIAS_TTL = 60  # the TTL of an ELB's own DNS records, which an alias answers with
 LIST_PAGE = "300"  # the API's maximum; a weighted set never exceeds 100 per name/type
 
 
@@ -280,6 +281,9 @@ class Route53Router:
         every = self.read_all_sets()
         return TrafficState(
             weights=set_weights_by_slot(self._own(every)),
+            # an alias to a load balancer answers with the balancer's own record, 60 s
+            ttls={key: max((int(r.get("TTL", ALIAS_TTL)) for r in sets.values()), default=0)
+                  for key, sets in every.items()},
             others={key: {i: int(r.get("Weight", 0)) for i, r in sets.items()
                           if i and self._slot_of(i) is None}
                     for key, sets in every.items()},

@@ -24,6 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 ROTATE = str(Path(sys.executable).parent / "rotate")
 GROUPS = ("prd-cn", "prd-sg-master", "prd-sg-slave")
+TTL = 5  # the records' TTL in the test project (clients cache answers this long)
 
 FAST_POLICIES = {
     "fast": """
@@ -33,6 +34,7 @@ steps:
 gate: {consecutive_successes: 2, no_data: 30s}
 deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
 retain_stable: 0s
+retire: {quiet_for: 5s, max_wait: 3m}
 """,
     "slow-verify": """
 name: slow-verify
@@ -40,6 +42,7 @@ steps:
   - weight: 100
 gate: {consecutive_successes: 8, failure_threshold: 1, no_data: 30s}
 deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
+retire: {quiet_for: 5s, max_wait: 3m}
 """,
     "bake-watch": """
 name: bake-watch
@@ -48,6 +51,7 @@ steps:
 gate: {consecutive_successes: 1, no_data: 30s}
 deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
 retain_stable: 25s
+retire: {quiet_for: 5s, max_wait: 3m}
 """,
     "canary-fast": """
 name: canary-fast
@@ -60,6 +64,25 @@ steps:
 gate: {consecutive_successes: 1, no_data: 30s}
 deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
 retain_stable: 6s
+retire: {quiet_for: 5s, max_wait: 3m}
+""",
+    # the shipped canary's analysis, with pauses a test can wait out
+    "canary-metrics": """
+name: canary-metrics
+steps:
+  - weight: 5
+  - pause: 40s
+  - weight: 25
+  - approve: {}
+  - weight: 100
+gate:
+  consecutive_successes: 1
+  no_data: 30s
+  metrics: {window: 30s, min_requests: 10, max_error_ratio: 0.02,
+            max_error_ratio_over_stable: 0.005, failure_limit: 1}
+deadlines: {provision: 5m, deploy: 2m, verify: 2m, shift: 2m, retire: 5m}
+retain_stable: 6s
+retire: {quiet_for: 5s, max_wait: 3m}
 """,
 }
 
@@ -100,6 +123,19 @@ class Sandbox:
     def client(self, service: str, region: str = "cn-north-1"):
         return boto3.client(service, region_name=region, endpoint_url=self.info["aws"],
                             aws_access_key_id="test", aws_secret_access_key="test")
+
+    def edge_name(self, group: str, region: str = "cn-north-1") -> str:
+        """The DNS name of the group's edge load balancer."""
+        name = self._edges()[group]["load_balancer"]
+        return self.client("elbv2", region).describe_load_balancers(
+            Names=[name])["LoadBalancers"][0]["DNSName"]
+
+    def load(self, name: str = "www.rotator-demo.cn", *, rps: int = 40, clients: int = 20,
+             ttl_ignoring: float = 0.0, duration: str = "10m",
+             report_dir: Path | None = None) -> Load:
+        """`rotate sandbox load NAME` beside the test, until ``Load.stop``."""
+        return Load(self, name, rps=rps, clients=clients, ttl_ignoring=ttl_ignoring,
+                    duration=duration, report_dir=report_dir)
 
     def control(self):
         """The AWS emulator's controls (faults, Route53 propagation), over HTTP."""
@@ -154,13 +190,20 @@ class Sandbox:
                 "workspaces": sorted(workspaces), "edge_targets": edge_targets,
                 "edge_weights": edge_weights}
 
+    def _edges(self) -> dict[str, dict]:
+        """Each group's traffic.edge, read once (tests break group.yaml on purpose)."""
+        if not hasattr(self, "_edge_specs"):
+            import yaml
+
+            self._edge_specs = {
+                path.parent.name: (yaml.safe_load(path.read_text()).get("traffic") or {}).get("edge")
+                for path in (self.root / "groups").glob("*/group.yaml")}
+        return self._edge_specs
+
     def edge(self, group: str, region: str) -> tuple[dict, dict]:
         """The group's target groups in the edge: slot -> registered IPs (draining included),
         and slot -> weight on the edge listener (empty for a group without an edge)."""
-        import yaml
-
-        conf = yaml.safe_load((self.root / "groups" / group / "group.yaml").read_text())
-        edge = (conf.get("traffic") or {}).get("edge")
+        edge = self._edges().get(group)
         if not edge:
             return {}, {}
         elbv2 = self.client("elbv2", region)
@@ -182,6 +225,41 @@ class Sandbox:
         return live.pop()
 
 
+class Load:
+    """A load generator running beside a test: loopback only, bounded in time and rate."""
+
+    def __init__(self, box: Sandbox, name: str, *, rps: int, clients: int, ttl_ignoring: float,
+                 duration: str, report_dir: Path | None = None):
+        self.name = name
+        args = [ROTATE, "sandbox", "load", name, "--rps", str(rps), "--clients", str(clients),
+                "--ttl-ignoring", str(ttl_ignoring), "--duration", duration, "--output", "json"]
+        if report_dir is not None:
+            args += ["--report", str(report_dir)]
+        self.proc = subprocess.Popen(args, cwd=box.root, env=box.env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+
+    def stop(self) -> dict:
+        """Stop it now; its report (what it sent, what failed and why, who served it)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.finished()
+
+    def finished(self, timeout: float = 120) -> dict:
+        """Its report once it ends (by its duration, or stopped)."""
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, err
+        return json.loads(out)
+
+    def __enter__(self) -> Load:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
 def _prepare(root: Path) -> None:
     (root / "groups").mkdir(parents=True)
     for name in (*GROUPS, "_modules"):
@@ -192,9 +270,9 @@ def _prepare(root: Path) -> None:
     shutil.copytree(ROOT / "policies", root / "policies")
     for name, text in FAST_POLICIES.items():
         (root / "policies" / f"{name}.yaml").write_text(text.lstrip())
-    for conf in (root / "groups").glob("*/group.yaml"):  # short draining: faster retires
-        conf.write_text(re.sub(r"deregistration_delay: \d+", "deregistration_delay: 2",
-                               conf.read_text()))
+    for conf in (root / "groups").glob("*/group.yaml"):  # short draining and TTLs: faster
+        text = re.sub(r"deregistration_delay: \d+", "deregistration_delay: 2", conf.read_text())
+        conf.write_text(re.sub(r"ttl: \d+", f"ttl: {TTL}", text))
 
 
 @pytest.fixture(scope="session")
@@ -208,6 +286,7 @@ def sandbox(tmp_path_factory):
         box.rotate("sandbox", "down")
         pytest.fail(f"sandbox up failed:\n{up.stdout}\n{up.stderr}")
     print(f"\nsandbox up in {time.monotonic() - started:.0f}s")
+    box._edges()  # read the groups' edges while their files are whole
     yield box
     box.rotate("sandbox", "down", timeout=120)
     pid_file = root / ".rotator/sandbox/world.pid"

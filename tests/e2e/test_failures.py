@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import TTL, wait_for
 from tests.e2e.world_checks import OTHER, assert_only_live
 
 pytestmark = pytest.mark.slow
@@ -174,3 +175,71 @@ def test_a_failover_is_refused_during_a_rotation_and_resumes_after_kill_9(sandbo
     assert list(weights) == [f"{slave}-blue"]
     back = sandbox.rotate("failback", master, "--yes")
     assert back.returncode == 0, back.stdout + back.stderr
+
+
+def test_failover_and_failback_under_load_drop_nothing(sandbox):
+    """Both moves of a healthy pair, under load on the pair's shared name: not one failed
+    request (the side that gives up traffic stays up; cached answers keep reaching it)."""
+    master, slave = "prd-sg-master", "prd-sg-slave"
+    with sandbox.load("www.rotator-demo.sg") as load:
+        moved = sandbox.rotate("failover", master, "--to", slave, "--yes")
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        time.sleep(TTL + 2)  # clients follow the record, the edge at once
+        back = sandbox.rotate("failback", master, "--yes")
+        assert back.returncode == 0, back.stdout + back.stderr
+        time.sleep(TTL + 2)
+        report = load.stop()
+    assert report["failed"] == 0, report["failed_by_cause"]
+    served = {ami for ami in report["by_ami"]}
+    assert len(served) == 2, report  # the master's slot and the slave's both served
+
+
+def test_an_abort_during_the_canary_rolls_back_under_load_dropping_nothing(sandbox):
+    stable = sandbox.live_slot()
+    ami = sandbox.bake()
+    with sandbox.load() as load:
+        run = sandbox.rotate("prd-cn", "--ami", ami, "--policy", "canary-fast")
+        assert run.returncode == 4, run.stdout + run.stderr
+        aborted = sandbox.rotate("abort", "prd-cn", "--reason", "not today")
+        assert aborted.returncode == 1, aborted.stdout + aborted.stderr
+        report = load.stop()
+    record = sandbox.record()
+    assert record["status"] == "rolled-back" and "not today" in record["reason"]
+    quiet = next(s for s in record["rollback_steps"] if s["kind"] == "rollback-quiet")
+    assert quiet["finished_at"] >= record["cached_until"][OTHER[stable]]
+    assert report["failed"] == 0, report["failed_by_cause"]
+    assert report["by_slot"].get(OTHER[stable]), report  # the canary did serve
+    assert_only_live(sandbox, stable)
+
+
+def test_a_release_answering_500s_is_rolled_back_by_its_metrics_before_the_approval(
+        sandbox, tmp_path):
+    """A release whose /health passes but which answers 500 to a fifth of its requests: the
+    canary analysis (CloudWatch, every period) rolls it back at 5 %. Failed requests are
+    bounded by weight x rate x (time to detect + time to move), and none reach a
+    TTL-honouring client once the weights are back plus one TTL."""
+    stable = sandbox.live_slot()
+    baked = sandbox.rotate("sandbox", "bake", "--group", "prd-cn", "--fault", "5xx",
+                           "--rate", "0.2")
+    assert baked.returncode == 0, baked.stderr
+    ami = baked.stdout.strip()
+    rps = 40
+    with sandbox.load(rps=rps, clients=40, report_dir=tmp_path) as load:
+        run = sandbox.rotate("prd-cn", "--ami", ami, "--policy", "canary-metrics")
+        assert run.returncode == 1, run.stdout + run.stderr
+        time.sleep(TTL + 2)
+        report = load.stop()
+    record = sandbox.record()
+    assert record["status"] == "rolled-back"
+    assert "metric analysis failed: error ratio" in record["reason"]
+    approval = next(s for s in record["steps"] if s["kind"] == "approve")
+    assert approval["status"] == "pending"  # it never got that far
+    shifted = next(s for s in record["steps"] if s["name"].startswith("shift 5%"))
+    back = next(s for s in record["rollback_steps"] if s["kind"] == "rollback-weights")
+    exposure = back["finished_at"] - shifted["finished_at"] + TTL
+    assert 0 < report["failed"] == report["failed_by_cause"]["5xx"]
+    assert report["failed"] <= 0.05 * rps * exposure, (report["failed"], exposure)
+    late = [s for s in json.loads((tmp_path / "timeline.json").read_text())["seconds"]
+            if report["started_at"] + s["t"] > back["finished_at"] + TTL + 1]
+    assert late and sum(s["failed"] for s in late) == 0
+    assert report["by_slot"].get(OTHER[stable]), report

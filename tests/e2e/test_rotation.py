@@ -11,22 +11,28 @@ import time
 import pytest
 
 from rotator.infra.stale_lock import terraform_runs
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import TTL, wait_for
 from tests.e2e.world_checks import OTHER, assert_only_live
 
 pytestmark = pytest.mark.slow
 
 
 def test_blue_green_rotation_while_a_second_one_is_refused(sandbox):
+    """Under load: no request fails while the rotation moves traffic and retires the old
+    slot (clients cache their DNS answers for the records' TTL)."""
     before = sandbox.live_slot()
     ami = sandbox.bake()
-    first = sandbox.popen("prd-cn", "--ami", ami, "--policy", "fast")
-    wait_for(lambda: sandbox.record() and sandbox.record()["ami"] == ami, timeout=30)
-    second = sandbox.rotate("prd-cn", "--ami", ami, "--policy", "fast")
-    assert second.returncode == 3, second.stderr
-    assert "locked by" in second.stderr and "pid" in second.stderr
-    out, _ = first.communicate(timeout=300)
-    assert first.returncode == 0, out
+    with sandbox.load() as load:
+        first = sandbox.popen("prd-cn", "--ami", ami, "--policy", "fast")
+        wait_for(lambda: sandbox.record() and sandbox.record()["ami"] == ami, timeout=30)
+        second = sandbox.rotate("prd-cn", "--ami", ami, "--policy", "fast")
+        assert second.returncode == 3, second.stderr
+        assert "locked by" in second.stderr and "pid" in second.stderr
+        out, _ = first.communicate(timeout=300)
+        assert first.returncode == 0, out
+        report = load.stop()
+    assert report["failed"] == 0, report["failed_by_cause"]
+    assert report["by_slot"].get(before) and report["by_slot"].get(OTHER[before]), report
     record = sandbox.record()
     assert record["status"] == "done" and record["candidate"] == OTHER[before]
     assert_only_live(sandbox, OTHER[before])
@@ -37,19 +43,36 @@ def test_blue_green_rotation_while_a_second_one_is_refused(sandbox):
 
 
 def test_canary_stops_for_approval_then_promote_finishes(sandbox):
+    """At 25 % the edge listener sends a quarter of its requests to the candidate (exactly,
+    per request) and DNS a quarter of the answers once cached ones turned over; no request
+    fails from the first step to the end of the retire."""
     stable = sandbox.live_slot()
+    candidate = OTHER[stable]
     ami = sandbox.bake()
-    run = sandbox.rotate("prd-cn", "--ami", ami, "--policy", "canary-fast")
-    assert run.returncode == 4, run.stdout + run.stderr
-    assert "rotate promote prd-cn" in run.stdout
-    weights = {ident.rsplit("-", 1)[1]: w
-               for (_, ident), w in sandbox.snapshot()["records"].items()}
-    assert weights == {stable: 75, OTHER[stable]: 25}
-    seen = [e["msg"] for e in sandbox.record()["events"] if "carries" in e["msg"]]
-    assert seen[:2] == [f"{OTHER[stable]} carries 5%", f"{OTHER[stable]} carries 25%"]
-    promote = sandbox.rotate("promote", "prd-cn")
-    assert promote.returncode == 0, promote.stdout + promote.stderr
-    assert_only_live(sandbox, OTHER[stable])
+    with sandbox.load(rps=30) as load:
+        run = sandbox.rotate("prd-cn", "--ami", ami, "--policy", "canary-fast")
+        assert run.returncode == 4, run.stdout + run.stderr
+        assert "rotate promote prd-cn" in run.stdout
+        weights = {ident.rsplit("-", 1)[1]: w
+                   for (_, ident), w in sandbox.snapshot()["records"].items()}
+        assert weights == {stable: 75, candidate: 25}
+        assert sandbox.snapshot()["edge_weights"] == {stable: 75, candidate: 25}
+        seen = [e["msg"] for e in sandbox.record()["events"] if "carries" in e["msg"]]
+        assert seen[:2] == [f"{candidate} carries 5%", f"{candidate} carries 25%"]
+        time.sleep(TTL + 1)  # the record's TTL: the clients' cached answers turn over
+        with sandbox.load(sandbox.edge_name("prd-cn"), rps=80, clients=20,
+                          duration="15s") as edge, \
+                sandbox.load(rps=80, clients=80, duration="15s") as dns:
+            split = {"edge": edge.finished(), "dns": dns.finished()}
+        promote = sandbox.rotate("promote", "prd-cn")
+        assert promote.returncode == 0, promote.stdout + promote.stderr
+        report = load.stop()
+    for path, tolerance in (("edge", 3), ("dns", 5)):
+        served = split[path]["by_slot"]
+        share = 100 * served.get(candidate, 0) / sum(served.values())
+        assert abs(share - 25) <= tolerance, (path, served)
+    assert report["failed"] == 0, report["failed_by_cause"]
+    assert_only_live(sandbox, candidate)
 
 
 def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
@@ -89,9 +112,11 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
         at("shift", done=True),                # boundary
         at("retire-traffic", acted=True),      # inside the draining wait
         at("retire-traffic", done=True),       # boundary
+        at("retire-quiet", acted=True),        # inside the quiet wait
         at("retire-destroy", after=4.0),       # inside terraform destroy
     ]
     group_dir = (sandbox.root / "groups" / "prd-cn").resolve()
+    load = sandbox.load()
     proc = sandbox.popen("prd-cn", "--ami", ami, "--policy", "fast")
     kills = survivors = 0
     for point in kill_points:
@@ -113,9 +138,12 @@ def test_killed_at_every_step_boundary_and_inside_waits_then_resumed(sandbox):
         if sandbox.record()["status"] not in ("done", "rolled-back"):
             final = sandbox.rotate("resume", "prd-cn")
             assert final.returncode in (0, 1), final.stdout + final.stderr
+    report = load.stop()
     assert kills >= 8
     assert survivors >= 2  # the apply and the destroy outlived their rotate
     record = sandbox.record()
     assert record["status"] == "done", record["reason"]
     assert_only_live(sandbox, OTHER[stable])
+    # killed during the shift and the retire, resumed: not one request failed
+    assert report["failed"] == 0, report["failed_by_cause"]
 

@@ -11,6 +11,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
+from rotator.sandbox.dns.answers import EvenDraws  # noqa: F401 (used by the tests)
+
 
 @dataclass(frozen=True)
 class Behaviour:
@@ -113,21 +115,6 @@ def _free_port(address: str) -> int:
     with socket.socket() as s:
         s.bind((address, 0))
         return s.getsockname()[1]
-
-
-class EvenDraws:
-    """A 'random' source whose draws are evenly spread (a golden-ratio sequence): the
-    share of draws below any p, over any run of consecutive draws, is p within a few
-    draws, so weighted answers can be checked without statistical slack."""
-
-    def __init__(self, start: float = 0.5):
-        self.x = start
-        self.lock = threading.Lock()
-
-    def random(self) -> float:
-        with self.lock:
-            self.x = (self.x + 0.6180339887498949) % 1.0
-            return self.x
 
 
 class FakeClock:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,22 @@ class Answer:
     records: list[RR] = field(default_factory=list)
     rcode: int = RCODE.NOERROR
     authority: list[RR] = field(default_factory=list)
+
+
+class EvenDraws:
+    """The source of the sandbox's weighted choices: draws evenly spread over [0, 1) (a
+    golden-ratio sequence), so that over any run of consecutive queries each set's share is
+    its weight within a few queries, as Route53's random choice is on average. A rotation's
+    split is then seen in a short run, without statistical slack."""
+
+    def __init__(self, start: float = 0.5):
+        self.x = start
+        self.lock = threading.Lock()
+
+    def random(self) -> float:
+        with self.lock:
+            self.x = (self.x + 0.6180339887498949) % 1.0
+            return self.x
 
 
 def choose_weighted(sets: Sequence[RecordSet], rng: random.Random) -> list[RecordSet]:

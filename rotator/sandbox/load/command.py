@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ def endpoints(info: dict[str, Any]) -> tuple[str, int, int]:
 async def _run(name: str, settings: LoadSettings, dns_host: str, dns_port: int,
                live: TextIO | None) -> LoadResult:
     lookup = SandboxResolver(dns_host, dns_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stopped early, it still reports
+        loop.add_signal_handler(sig, stop.set)
     observers = ()
     ticker = None
     if live is not None:
@@ -41,7 +46,7 @@ async def _run(name: str, settings: LoadSettings, dns_host: str, dns_port: int,
         observers = (line,)
         ticker = asyncio.create_task(line.run(time.monotonic))
     try:
-        return await run_load(name, settings, lookup, observers=observers)
+        return await run_load(name, settings, lookup, observers=observers, stop=stop)
     finally:
         if ticker is not None:
             ticker.cancel()
