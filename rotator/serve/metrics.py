@@ -58,9 +58,16 @@ def detection(rec: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def metric_verdicts(rec: dict[str, Any]) -> list[tuple[str, str]]:
-    """(metric, verdict) pairs from a record's analysis, whatever shape a newer engine gives
-    it: a list of results, or a mapping of metric name to result (or to a verdict)."""
+    """(metric, verdict) pairs from a record's analysis: the engine's evaluations of the
+    canary (``history``, and ``unwatched`` for a wait judged as a whole); other shapes, a
+    list of results or a mapping of metric name to result, are read as well."""
     analysis = rec.get("analysis")
+    if isinstance(analysis, dict) and isinstance(analysis.get("history"), list):
+        evaluations = [("canary", e) for e in analysis["history"]]
+        if isinstance(analysis.get("unwatched"), dict):
+            evaluations.append(("unwatched-wait", analysis["unwatched"]))
+        return [(name, e["verdict"]) for name, e in evaluations
+                if isinstance(e, dict) and isinstance(e.get("verdict"), str)]
     items: list[tuple[str, Any]] = []
     if isinstance(analysis, dict):
         results = analysis.get("results") if isinstance(analysis.get("results"), list) else None

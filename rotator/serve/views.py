@@ -18,7 +18,7 @@ KNOWN_FIELDS = {
     "environment", "status", "reason", "created_at", "updated_at", "finished_at", "holder",
     "steps", "rollback_steps", "cursor", "weights", "slots", "deployment_ids",
     "abort_requested", "operator_actions", "events", "writes", "analysis",
-}
+}  # (cached_until, unwatched_since... are shown under "extra")
 STEP_FIELDS = ("name", "kind", "status", "started_at", "finished_at", "deadline", "reason",
                "attempts")
 
@@ -96,6 +96,12 @@ def _live_slot(data: dict[str, Any], rec: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _last_verdict(analysis: Any) -> str | None:
+    """The canary analysis' latest verdict, when the record has one."""
+    last = analysis.get("last") if isinstance(analysis, dict) else None
+    return last.get("verdict") if isinstance(last, dict) else None
+
+
 def group_summary(state: GroupState, live: LiveView,
                   controller: dict[str, Any] | None = None) -> dict[str, Any]:
     data = live.data or {}
@@ -121,9 +127,10 @@ def group_summary(state: GroupState, live: LiveView,
         "edge_load_balancer": edge.get("load_balancer"),
         "apps_healthy": {slot: {"healthy": ok, "apps": n} for slot, (ok, n) in apps_ok.items()},
         "rotation": None if rot is None else {
-            k: rot[k] for k in ("id", "status", "reason", "ami", "policy", "stable",
-                                "candidate", "current_step", "waiting_approval", "weights",
-                                "updated_at", "rolling_back")},
+            **{k: rot[k] for k in ("id", "status", "reason", "ami", "policy", "stable",
+                                   "candidate", "current_step", "waiting_approval", "weights",
+                                   "updated_at", "rolling_back")},
+            "metrics": _last_verdict(rot.get("analysis"))},
         "lock": None if state.lock is None else {
             "holder": state.lock.holder, "host": state.lock.host, "pid": state.lock.pid,
             "since": state.lock.started_at, "rotation_id": state.lock.rotation_id},

@@ -30,6 +30,12 @@ def test_time_to_detect_and_to_roll_back_come_from_the_record():
 
 
 def test_metric_verdicts_are_read_whatever_the_shape():
+    engine_shape = {"failures": 1, "evaluated_until": 300.0,
+                    "last": {"verdict": "failed", "failures": ["error ratio 12% > 5%"]},
+                    "history": [{"verdict": "successful"}, {"verdict": "failed"}],
+                    "unwatched": {"verdict": "successful"}}
+    assert metric_verdicts(rec(analysis=engine_shape)) == [
+        ("canary", "successful"), ("canary", "failed"), ("unwatched-wait", "successful")]
     assert metric_verdicts(rec(analysis=[{"metric": "error_ratio", "verdict": "failed"}])) == [
         ("error_ratio", "failed")]
     assert metric_verdicts(rec(analysis={"results": [{"name": "p99", "verdict": "passed"}]})) \

@@ -93,7 +93,16 @@ function analysisBlock(rot) {
       g.reason && g.verdict !== "passed" ? ` (${g.reason})` : ""));
   }
   const analysis = rot.analysis;
-  if (analysis && typeof analysis === "object") {
+  const load = (l) => (l ? `${Math.round(l.requests)} requests, ${(100 * (l.error_ratio || 0)).toFixed(2)}% 5xx`
+    + (l.p99 !== null && l.p99 !== undefined ? `, p99 ${(l.p99 * 1000).toFixed(0)} ms` : "") : "no data");
+  const evaluation = (label, e) => h("li", { class: `verdict ${e.verdict}` },
+    `${label}: ${e.verdict}`, (e.failures || []).length ? ` (${e.failures.join("; ")})` : e.reason ? ` (${e.reason})` : "",
+    h("div", { class: "dim" }, `candidate ${load(e.candidate)} · stable ${load(e.stable)}`));
+  if (analysis && typeof analysis === "object" && (analysis.last || analysis.unwatched)) {
+    if (analysis.last) items.push(evaluation("metrics", analysis.last));
+    if (analysis.failures) items.push(h("li", { class: "verdict failed" }, `failed evaluations in a row: ${analysis.failures}`));
+    if (analysis.unwatched) items.push(evaluation("the wait nobody watched", analysis.unwatched));
+  } else if (analysis && typeof analysis === "object") {
     const results = Array.isArray(analysis) ? analysis
       : Array.isArray(analysis.results) ? analysis.results
       : Object.entries(analysis).map(([k, v]) => (typeof v === "object" && v ? { metric: k, ...v } : { metric: k, verdict: v }));
@@ -105,8 +114,11 @@ function analysisBlock(rot) {
         detail ? ` (${detail})` : ""));
     }
   }
+  const shown = (v) => (typeof v === "number" && v > 1e9 ? time(v)  // an instant
+    : v && typeof v === "object" ? Object.entries(v).map(([k, x]) => `${k} ${shown(x)}`).join(", ") : String(v));
   for (const [k, v] of Object.entries(rot.extra || {})) {
-    items.push(h("li", { class: "verdict" }, `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`));
+    if (v === null || (typeof v === "object" && !Object.keys(v).length)) continue;
+    items.push(h("li", { class: "verdict" }, `${k.replaceAll("_", " ")}: ${shown(v)}`));
   }
   return items.length ? h("div", { class: "gates" }, h("h4", {}, "gates and metrics"), h("ul", {}, items)) : null;
 }
