@@ -6,7 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench sandbox-down clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test test-fast lint bench sandbox-down clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +19,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@$(BIN)/python -m rotator.sandbox.demo
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's Chromium (browser downloads are out of reach):
+# installed quietly when it is missing and this runs as root with apt; otherwise those tests
+# say why they are skipped.
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    -o Dpkg::Use-Pty=0 chromium) >/dev/null 2>&1 \
+	    || echo "chromium could not be installed: the browser tests will be skipped"; \
+	fi
+
+test: $(STAMP) chromium
 	$(BIN)/pytest -q -p no:cacheprovider -n 4 --dist loadfile --durations=15
 
 test-fast: $(STAMP)

@@ -340,6 +340,28 @@ def _print_event(event: dict, output: str) -> None:
         out_console.print(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in sorted(weights.items())))
 
 
+@main.command("serve")
+@click.option("--listen", default="127.0.0.1:8686", show_default=True, metavar="HOST:PORT",
+              help="where to serve the dashboard, the API and /metrics")
+@click.option("--env", "env", metavar="production|sandbox|FILE", expose_value=False,
+              callback=_choose_env, is_eager=True, help="as `rotate --env`")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="file holding the token pages and API calls need (default: "
+                   "ROTATOR_SERVE_TOKEN); required beyond loopback")
+@click.option("--public-url", help="the dashboard's address, for links in notifications")
+@click.option("--resume-paused/--no-resume-paused", default=None,
+              help="also carry on rotations paused for an operator (default: the "
+                   "environment's serve.resume_paused, off)")
+def serve_cmd(listen, token_file, public_url, resume_paused):
+    """Run a controller with a web dashboard, notifications and Prometheus metrics: it carries
+    on every group's rotation that no `rotate` process holds (an approval waiting after a
+    non-interactive run, a rotation whose process died)."""
+    from rotator.serve import serve
+
+    serve(_project(), listen=listen, token_file=token_file, public_url=public_url,
+          resume_paused=resume_paused)
+
+
 def _register_sandbox() -> None:
     from rotator.sandbox.cli import sandbox
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from rotator.durations import parse_duration
 from rotator.errors import InputError
 from rotator.identity import pid_alive
 from rotator.yamlsource import load_yaml
@@ -89,6 +90,30 @@ class StateEnv(_Model):
     prefix: str = "rotator"
 
 
+class NotifyEnv(_Model):
+    """Where `rotate serve` sends notifications: apprise URLs (Slack, Teams, webhooks, mail...).
+
+    The URLs carry tokens: give them here only in a file kept as secret as the tokens, or
+    name variables that hold them (``urls_env``, ``groups_env``); they are never logged,
+    shown on a page or answered by the API."""
+
+    urls: list[str] = Field(default_factory=list, repr=False)  # every group's events
+    urls_env: list[str] = Field(default_factory=list)  # variables holding such URLs
+    groups: dict[str, list[str]] = Field(default_factory=dict, repr=False)  # group -> its URLs
+    groups_env: dict[str, list[str]] = Field(default_factory=dict)  # group -> variables
+    dashboard_url: str | None = None  # the link sent with a notice (default: --listen's)
+    # a past event (done, rolled back...) older than this when first seen is not sent
+    max_age: Annotated[float, BeforeValidator(parse_duration)] = 900.0
+
+
+class ServeEnv(_Model):
+    """What `rotate serve`'s controller takes over."""
+
+    resume_orphaned: bool = True  # running/rolling back, its process gone, lock expired
+    resume_paused: bool = False  # stopped for an operator (a failure under on_failure: pause)
+    chart_period: Annotated[int, Field(ge=1, le=3600)] = 60  # seconds per traffic chart point
+
+
 class Environment(_Model):
     name: str = "production"
     # the process serving this environment (an emulator): when it is gone, so is the world
@@ -101,6 +126,8 @@ class Environment(_Model):
     traffic: TrafficEnv = TrafficEnv()
     state: StateEnv = StateEnv()
     sandbox_control: str | None = None  # URL of the sandbox's control API, when it is one
+    notify: NotifyEnv = NotifyEnv()
+    serve: ServeEnv = ServeEnv()
     source: str | None = Field(default=None, exclude=True)
 
 

@@ -342,7 +342,7 @@ class Session:
                                  edge=self.traffic.edge, period=self.env.cloudwatch.period,
                                  calls=self.traffic.calls)
 
-    def engine(self, on_event=None, interactive: bool = False) -> Engine:
+    def engine(self, on_event=None, interactive: bool = False, sleep=None) -> Engine:
         apps = make_apps(self.group, self.env)
         return Engine(
             group=self.group, policy=self.policy, infra=self.infra, apps=apps,
@@ -351,6 +351,7 @@ class Session:
             on_event=_warming(self._publishing(on_event), (apps, self.health)),
             interactive=interactive, environment=self.env.name,
             metrics=self.metrics, metrics_delay=self.env.cloudwatch.delay,
+            **({"sleep": sleep} if sleep is not None else {}),  # `rotate serve` hands over
         )
 
     def _publishing(self, on_event):

@@ -368,6 +368,8 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
         "traffic": {"record_ttl": SANDBOX_RECORD_TTL},
         "state": {"backend": "file", "path": state_path},
         "sandbox_control": info["aws"],
+        # `rotate serve`'s traffic charts: one point per period the world publishes
+        "serve": {"chart_period": int(info.get("metric_period", 60))},
     }
 
 

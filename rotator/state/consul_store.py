@@ -7,7 +7,8 @@ Layout under ``<prefix>/<group>/``:
 * ``lock``            held through a session (TTL, renewed by a heartbeat);
                       its value names the holder, shown to whoever is refused;
 * ``control``         operator requests (abort, promotions), apart from the record;
-* ``live``            what serves now (slot, AMI, weights) for confd-style templates.
+* ``live``            what serves now (slot, AMI, weights) for confd-style templates;
+* ``claims/<key>``    who first claimed a one-time duty (a notification), created with cas=0.
 
 The lock's session uses behaviour ``delete``: when a holder dies its session
 expires and the key, holder details included, disappears after lock-delay.
@@ -225,6 +226,13 @@ class ConsulRecordStore:
     def publish_live(self, group: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, sort_keys=True)
         self._call("publish the live slot", lambda: self.client().kv.put(self._key(group, "live"), body))
+
+    def claim(self, group: str, key: str, value: dict[str, Any]) -> bool:
+        """Create ``key`` for ``group`` unless it exists (cas=0): True for the one caller
+        that did, whichever process or machine it runs on."""
+        body = json.dumps(value, sort_keys=True)
+        return bool(self._call("claim a duty", lambda: self.client().kv.put(
+            self._key(group, "claims", key), body, cas=0)))
 
     # ------------------------------------------------------------------ lock
 

@@ -6,6 +6,7 @@ Layout under the state folder::
     <group>/history/<id>.json      every rotation (and failover) ever run
     <group>/control.json           abort / promote requests from other shells
     <group>/lock                   holder, host, pid, start time; renewed while held
+    <group>/claims/<key>           who first claimed a one-time duty (a notification)
 
 Writes go to a temporary file that is renamed over the target (atomic on
 POSIX). The lock is a file created with O_EXCL; a heartbeat thread renews it.
@@ -19,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -55,6 +57,11 @@ def _read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+
+
+def claim_file_name(key: str) -> str:
+    """A claim key as one file name: anything but letters, digits, dot, dash becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", key)[:200]
 
 
 class FileLock:
@@ -133,6 +140,20 @@ class FileRecordStore:
             _atomic_write(d / "control.json", control)
             return control
 
+    # one-time duties --------------------------------------------------------------
+
+    def claim(self, group: str, key: str, value: dict[str, Any]) -> bool:
+        """Create ``key`` for ``group`` unless it exists: True for the one caller that did."""
+        path = self._dir(group) / "claims" / claim_file_name(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f)
+        return True
+
     # lock ---------------------------------------------------------------------
 
     def _lock_path(self, group: str) -> Path:
@@ -146,6 +167,12 @@ class FileRecordStore:
             group=group, holder=data["holder"], pid=data["pid"], host=data["host"],
             started_at=data["started_at"], rotation_id=data.get("rotation_id", ""),
         )
+
+    def lock_stale(self, group: str) -> bool:
+        """Whether the group's lock is held by nobody any more (holder dead, or not renewed
+        within the TTL): what `rotate resume` would break."""
+        data = _read(self._lock_path(group))
+        return data is not None and self._stale(data)
 
     def _stale(self, data: dict[str, Any]) -> bool:
         if holder_dead(data["host"], data["pid"]):
