@@ -417,14 +417,16 @@ class Engine:
                     self._fail(record, ctx, st, judged.reason)
                     return
                 self._progress(record, st, self._analysis_note(record) or progress.reason)
-                self.sleep(step.poll_interval)
+                self._pause(ctx, step.poll_interval - (self.clock() - started))
         else:
             if self.clock() >= (st.deadline or math.inf):
                 self._fail(record, ctx, st, step.on_deadline(ctx, st))
                 return
             self._progress(record, st, progress.reason)
             left = step.poll_interval - (self.clock() - started)
-            if left > 0:
+            if st.kind in WATCHED_KINDS:
+                self._pause(ctx, left)
+            elif left > 0:
                 self.sleep(left)
 
     @staticmethod
@@ -443,6 +445,8 @@ class Engine:
         that verified it, which saw every instance pass and so knows a critical one."""
         watch = ctx.watch("verify", self.policy.gate)
         if watch is not None:
+            # a newly published period is judged when it appears, not a poll interval later
+            wait = min(wait, ctx.until_next_period(self.policy.gate))
             result = watch.poll(max(0.0, wait))
             if result.verdict is Verdict.FAILED:
                 return Progress.failed(f"health gate failed: {result.reason}")
@@ -455,6 +459,12 @@ class Engine:
             self._emit("analysis", ctx.record, ctx.record.current_step,
                        self._analysis_note(ctx.record))
         return progress
+
+    def _pause(self, ctx: StepContext, seconds: float) -> None:
+        """Sleep until the next poll, or until the analysis has a new period to judge."""
+        seconds = min(seconds, ctx.until_next_period(self.policy.gate))
+        if seconds > 0:
+            self.sleep(seconds)
 
     @staticmethod
     def _analysis_note(record: RotationRecord) -> str:

@@ -33,13 +33,13 @@ def policy(name: str, **changes) -> Policy:
 
 
 def engine(world: FakeWorld, store: MemoryStore, pol: Policy, *, interactive=False,
-           events=None, metrics=None) -> Engine:
+           events=None, metrics=None, metrics_delay: float = 0.0) -> Engine:
     return Engine(
         group=GROUP, policy=pol, infra=FakeInfra(world), apps=FakeApps(world),
         health=FakeHealth(world), traffic=FakeTraffic(world), store=store, guard=FakeGuard(),
         app_definitions=APPS, clock=world.clock, sleep=world.clock.sleep,
         on_event=events.append if events is not None else None, interactive=interactive,
-        metrics=metrics,
+        metrics=metrics, metrics_delay=metrics_delay,
     )
 
 
