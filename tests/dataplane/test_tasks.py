@@ -31,7 +31,8 @@ def test_a_task_answers_its_identity_at_its_host_port(world):
         body = http().get(endpoint.url + "/", timeout=5).json()
         agent = agents[task["slaveId"]]
         assert body == {"app": "/shop/web", "task": task["id"], "slot": "blue",
-                        "ami": agent["ImageId"], "version": version}
+                        "ami": agent["ImageId"], "version": version,
+                        "group": slot.group}
         assert http().get(endpoint.url + "/health", timeout=5).status_code == 200
     # tasks of one agent listen on distinct loopback ports
     assert len({world.endpoint(slot, t["host"], t["ports"][0]) for t in tasks}) == 2

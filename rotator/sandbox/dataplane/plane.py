@@ -213,8 +213,9 @@ class DataPlane:
         ami = instance.image_id or ""
         if (region, ami) not in self._images:
             self._images[(region, ami)] = ReleaseFault.from_tags(dict(ec2.tags.get(ami, {})))
-        slot = dict(ec2.tags.get(instance_id, {})).get("slot", "")
-        return AgentFacts(slot, ami, self._images[(region, ami)])
+        tags = dict(ec2.tags.get(instance_id, {}))
+        return AgentFacts(tags.get("slot", ""), ami, self._images[(region, ami)],
+                          tags.get("group", ""))
 
     # ------------------------------------------------------------------ metrics
 

@@ -32,6 +32,7 @@ class Counts:
     by_slot: Counter = field(default_factory=Counter)
     by_ami: Counter = field(default_factory=Counter)
     by_app: Counter = field(default_factory=Counter)
+    by_group: Counter = field(default_factory=Counter)  # a pair's master or slave
     by_kind: dict[str, Counter] = field(default_factory=dict)  # client kind -> slot -> n
     failed_by_kind: Counter = field(default_factory=Counter)
     failed_between: tuple[float, float] | None = None  # first and last failure's start
@@ -43,6 +44,7 @@ class Counts:
             self.by_slot[outcome.slot] += 1
             self.by_ami[outcome.ami] += 1
             self.by_app[outcome.app] += 1
+            self.by_group[outcome.group] += 1
             self.by_kind.setdefault(KINDS[outcome.honours_ttl], Counter())[outcome.slot] += 1
             self.latencies.append(outcome.latency)
         else:
@@ -62,6 +64,7 @@ class Counts:
             "by_slot": dict(sorted(self.by_slot.items())),
             "by_ami": dict(sorted(self.by_ami.items())),
             "by_app": dict(sorted(self.by_app.items())),
+            "by_group": dict(sorted(self.by_group.items())),
             "by_client_kind": {k: dict(sorted(v.items())) for k, v in sorted(self.by_kind.items())},
             "failed_by_client_kind": {k: self.failed_by_kind.get(k, 0) for k in KINDS.values()},
             # seconds since the run began: when failures started and stopped (None: no failure)
