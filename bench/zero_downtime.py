@@ -255,7 +255,8 @@ class Bench:
         finally:
             self.stop(case, loads)
         record = self.box.record()
-        case.status = record["status"] if run.returncode == 0 else f"exit {run.returncode}"
+        case.status = record["status"] if run.returncode == 0 else (
+            f"{record['status']} (exit {run.returncode}): {record['reason']}")
         measure_splits(case, record, until=(record.get("finished_at") or time.time()))
         measure_retire(case, record)
         return case
@@ -353,7 +354,8 @@ class Bench:
 
 
 class CriticalChecks:
-    """Watches Consul for the first critical check of a service carrying ``tag``."""
+    """Watches Consul for the first check of a service carrying ``tag`` that turns from
+    passing to critical (a new task's check starts critical: that is not a failure)."""
 
     def __init__(self, address: str, tag: str):
         import consul
@@ -361,6 +363,7 @@ class CriticalChecks:
         host, port = address.split("://")[-1].rsplit(":", 1)
         self.client = consul.Consul(host=host, port=int(port))
         self.tag, self.first = tag, None
+        self._passed: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -369,13 +372,20 @@ class CriticalChecks:
         index = None
         while not self._stop.is_set() and self.first is None:
             try:
-                index, checks = self.client.health.state("critical", index=index, wait="2s")
+                index, checks = self.client.health.state("any", index=index, wait="2s")
             except Exception:  # the emulator restarting: ask again
                 index = None
                 self._stop.wait(0.2)
                 continue
-            if any(self.tag in (c.get("ServiceTags") or []) for c in checks):
-                self.first = time.time()
+            now = time.time()
+            for check in checks:
+                if self.tag not in (check.get("ServiceTags") or []):
+                    continue
+                key = (check["Node"], check["CheckID"])
+                if check["Status"] == "passing":
+                    self._passed.add(key)
+                elif check["Status"] == "critical" and key in self._passed:
+                    self.first = self.first or now
 
     def stop(self) -> None:
         self._stop.set()
