@@ -40,6 +40,7 @@ from rotator.sandbox.consul.durations import format_duration
 from rotator.sandbox.dataplane import DEFAULT_TIME_SCALE, DataPlane, parse_time_scale
 from rotator.sandbox.dns import MotoHostedZones, SandboxDns
 from rotator.sandbox.ec2_view import Ec2View
+from rotator.sandbox.heap import keep_collections_short
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
 from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
 
@@ -376,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         info = world.start()
+        world.aws.wait_ready()
+        keep_collections_short()  # moto is loaded: what stays for the world's lifetime
         tmp = folder / "world.json.tmp"
         tmp.write_text(json.dumps(info, indent=1))
         tmp.replace(folder / "world.json")

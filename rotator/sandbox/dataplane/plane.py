@@ -75,7 +75,6 @@ class DataPlane:
         self._proxies: dict[str, ProxyInstance] = {}
         self._facts: dict[tuple[str, str], AgentFacts] = {}
         self._images: dict[tuple[str, str], ReleaseFault | None] = {}
-        self._cw_clients: dict[str, Any] = {}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self.balancers: LoadBalancers | None = None
         self.lb_port = 0
@@ -227,8 +226,4 @@ class DataPlane:
         self.balancers.sample_hosts()
 
     def _put_metrics(self, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
-        client = self._cw_clients.get(region)
-        if client is None:
-            client = self._cw_clients[region] = self.aws.client("cloudwatch", region,
-                                                                internal=True)
-        client.put_metric_data(Namespace=namespace, MetricData=data)
+        self.aws.put_metric_data(region, namespace, data)
