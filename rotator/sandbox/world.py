@@ -280,6 +280,7 @@ class World:
             "cli_config": str(self.terraform.cli_config),
             "reattach": reattach,
             "lb_port": self.dataplane.lb_port,
+            "addresses": self.dataplane.lookup.url,
             "time_scale": self.time_scale,
             "proxy_health": self.proxy_health,
             "metric_period": self.dataplane.metric_period,

@@ -12,7 +12,8 @@ them before that request's answer leaves (so once ``DeregisterTargets`` returns,
 request goes to the target), and once more every ``RESYNC_SECONDS`` for anything else.
 
 Interfaces for the rest of the sandbox: ``lb_port`` (the port every load balancer
-listens on, each at its own loopback address), ``lb_address(dns_name)``,
+listens on, each at its own loopback address), ``lb_address(dns_name)``, ``lookup.url``
+(the address book over HTTP, :mod:`.lookup`),
 ``slot_tasks(region, vpc_id)`` (a Marathon ``TaskRuntime``) and ``sync()``.
 """
 
@@ -31,6 +32,7 @@ from .balancers import AddressPool, LoadBalancers, pick_port
 from .faults import ReleaseFault
 from .health import Verdict
 from .inventory import Inventory, read_inventory
+from .lookup import AddressLookup
 from .loop import LoopThread
 from .metrics import MetricBook, MetricPublisher
 from .probes import probe_session
@@ -86,6 +88,8 @@ class DataPlane:
         addresses = AddressPool()
         self.lb_port, self._port_holder = pick_port(addresses)
         self.loop.run(self._open_sessions())
+        self.lookup = AddressLookup(self.book)
+        self.loop.run(self.lookup.server.start())
         self.balancers = LoadBalancers(self.book, self.metrics, self.time_scale, self.lb_port,
                                        addresses, self._health_changed,
                                        lambda: self._sessions["probe"], self._clock)
@@ -117,6 +121,7 @@ class DataPlane:
 
     async def _close(self) -> None:
         self.publisher.stop()
+        self.lookup.server.abort()
         for proxy in self._proxies.values():
             proxy.close()
         self._proxies.clear()
