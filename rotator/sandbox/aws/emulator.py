@@ -106,8 +106,9 @@ class AwsEmulator:
                 create_backend_app,
             )
 
-            from . import cloudwatch_fixes, health_fixes, moto_fixes
+            from . import cloudwatch_fixes, dispatch_fixes, health_fixes, moto_fixes
 
+            dispatch_fixes.install()
             health_fixes.install()  # first: the fixes of moto_fixes wrap these
             moto_fixes.install()
             cloudwatch_fixes.install()

@@ -79,6 +79,7 @@ class DataPlane:
         self._images: dict[tuple[str, str], ReleaseFault | None] = {}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self.balancers: LoadBalancers | None = None
+        self._applied: Inventory | None = None
         self.lb_port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,7 +148,12 @@ class DataPlane:
         """Read the emulator's models and serve what they say, before returning."""
         with self._sync_lock:
             inventory = self.aws.inspect(read_inventory)
+            # most changing requests (a Terraform apply's routes, security groups, tags)
+            # change nothing served: the event loop is then left to its requests
+            if inventory == self._applied:
+                return
             self.loop.run(self._apply(inventory), timeout=30)
+            self._applied = inventory
 
     async def _apply(self, inv: Inventory) -> None:
         wanted = {i.id: i for i in inv.proxies()}
