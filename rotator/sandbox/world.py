@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -47,6 +48,11 @@ from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
 log = logging.getLogger("rotator.sandbox.world")
 
 REGIONS = ("cn-north-1", "ap-southeast-1")
+# How long a thread that wants the GIL waits before the holder must let go (Python's
+# default: 5 ms). The data plane's event loop gives the GIL up at every socket call; with
+# moto busy serving Terraform in another thread, each call cost it up to 5 ms and requests
+# queued behind them. Threads only switch this often when one of them waits.
+SWITCH_INTERVAL = 0.0005
 # What a proxy instance's /health reflects: "backends" (a healthy task behind it), as a
 # marathon-lb style proxy does, so a slot's ELB lags its apps by its health checks (rotator
 # waits for it before moving weight); "proxy" (the proxy process alone) for experiments.
@@ -380,6 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         info = world.start()
         world.aws.wait_ready()
         keep_collections_short()  # moto is loaded: what stays for the world's lifetime
+        sys.setswitchinterval(SWITCH_INTERVAL)
         tmp = folder / "world.json.tmp"
         tmp.write_text(json.dumps(info, indent=1))
         tmp.replace(folder / "world.json")

@@ -30,3 +30,10 @@ def test_a_change_that_serves_nothing_new_is_not_applied(world, monkeypatch):
     ec2.terminate_instances(InstanceIds=[proxy["InstanceId"]])
     assert proxy["InstanceId"] not in world.plane._proxies
 
+
+def test_aws_requests_give_way_to_the_loop(world, monkeypatch):
+    assert world.aws.before_serving == world.plane.loop.yield_while_behind
+    calls = []
+    monkeypatch.setattr(world.aws, "before_serving", lambda: calls.append(1))
+    world.client("ec2").describe_vpcs()
+    assert calls == [1]

@@ -69,6 +69,9 @@ class AwsEmulator:
         self._observers: list[Callable[[str | None], None]] = []
         # Where real health-check results come from (the world's data plane); None: moto's.
         self.health_source: Any = None
+        # Called before moto serves each request, under the emulator's lock: the world's
+        # data plane makes AWS requests wait while its event loop is behind.
+        self.before_serving: Callable[[], None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -401,6 +404,8 @@ class AwsEmulator:
             # that had been stored and failed on its own resources (InvalidSubnet.Conflict,
             # DuplicateLoadBalancerName). One request at a time.
             with _MOTO_LOCK:
+                if self.before_serving is not None:
+                    self.before_serving()
                 result = list(self._moto_app(environ, start_response))
         finally:
             serving.reset(token)

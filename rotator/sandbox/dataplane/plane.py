@@ -98,6 +98,7 @@ class DataPlane:
                                          before=self._sample_hosts)
         self.loop.call_soon(self.publisher.start)
         self.aws.health_source = self
+        self.aws.before_serving = self.loop.yield_while_behind  # requests first, then AWS
         self.aws.add_observer(self._aws_changed)
         self.sync()
         threading.Thread(target=self._resync, name="dataplane-resync", daemon=True).start()
@@ -113,6 +114,8 @@ class DataPlane:
         self.aws.remove_observer(self._aws_changed)
         if self.aws.health_source is self:
             self.aws.health_source = None
+        if self.aws.before_serving == self.loop.yield_while_behind:
+            self.aws.before_serving = None
         try:
             self.loop.run(self._close(), timeout=10)
         except Exception:
