@@ -43,7 +43,7 @@ from rotator.sandbox.dns import MotoHostedZones, SandboxDns
 from rotator.sandbox.ec2_view import Ec2View
 from rotator.sandbox.heap import keep_collections_short
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
-from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
+from rotator.sandbox.terraform_runtime import TOOL_ENV, TerraformRuntime, emulator_backend
 
 log = logging.getLogger("rotator.sandbox.world")
 
@@ -352,7 +352,7 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
             "cli_config_file": info["cli_config"],
             "reattach_providers_by_region": info["reattach"],
             "backend_config": emulator_backend(info["aws"]),
-            "extra_env": {"AWS_EC2_METADATA_DISABLED": "true"},
+            "extra_env": {"AWS_EC2_METADATA_DISABLED": "true", **TOOL_ENV},
         },
         "marathon": {"proxy": info["marathon_proxy"], "anonymous": True},
         "consul": {"address": info["consul"], "anonymous": True},
