@@ -140,8 +140,10 @@ async def run_load(name: str, settings: LoadSettings, lookup: Lookup, *,
                    clock: Callable[[], float] = time.monotonic,
                    wall: Callable[[], float] = time.time,
                    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                   observers: tuple[Observer, ...] = ()) -> LoadResult:
-    """Run the clients until ``settings.duration`` has passed; raises NotLoopback."""
+                   observers: tuple[Observer, ...] = (),
+                   stop: asyncio.Event | None = None) -> LoadResult:
+    """Run the clients until ``settings.duration`` has passed, or ``stop`` is set (each
+    client sends no request after it); raises NotLoopback."""
     origin = clock()
     result = LoadResult(name, settings, Tally(), started_at=wall())
     interval = settings.clients / settings.rps
@@ -155,7 +157,7 @@ async def run_load(name: str, settings: LoadSettings, lookup: Lookup, *,
     async def drive(index: int, client: SimulatedClient) -> None:
         first = origin + index / settings.rps  # clients take turns: requests spread evenly
         tick = 0
-        while (due := first + tick * interval) < end:
+        while (due := first + tick * interval) < end and not (stop and stop.is_set()):
             now = clock()
             if due > now:
                 await sleep(due - now)
