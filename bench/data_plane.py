@@ -108,6 +108,88 @@ def loaded_figures(result, warmup: float = 2.0) -> dict:
     return figures
 
 
+class OtherLoad:
+    """CPU used by processes outside the run (other users of a shared machine), sampled
+    from /proc every second in a process of its own (so it takes nothing from the load's
+    clients): neither this bench and what it started nor the world and what it started.
+    Linux only; elsewhere it records nothing."""
+
+    QUIET = 0.25  # of a core: a second in which others used less is a quiet one
+
+    def __init__(self, world_pid: int) -> None:
+        self.roots = {os.getpid(), world_pid}
+        self.by_second: dict[int, float] = {}  # wall-clock second -> cores used by others
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_sample_others, daemon=True,
+                                        args=(self.roots, self._stop, send))
+
+    def __enter__(self) -> OtherLoad:
+        if Path("/proc/self/stat").exists():
+            self._process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process.is_alive():
+            self._stop.set()
+            if self._receive.poll(10):
+                self.by_second = self._receive.recv()
+            self._process.join(5)
+
+    def during(self, result) -> dict:
+        """Others' mean and peak load over the run, and the p99 of its quiet seconds."""
+        seconds = {s: self.by_second.get(int(result.started_at + s)) for s in result.tally.seconds}
+        known = [v for v in seconds.values() if v is not None]
+        if not known:
+            return {}
+        quiet = [x for s, counts in result.tally.seconds.items() if s >= 2
+                 and seconds[s] is not None and seconds[s] < self.QUIET for x in counts.latencies]
+        return {"mean_cores": round(sum(known) / len(known), 2), "max_cores": round(max(known), 2),
+                "quiet_seconds": sum(1 for v in known if v < self.QUIET),
+                "seconds": len(known), "quiet_latency_ms": _percentiles(quiet)}
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, CPU ticks so far)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            found[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def _others(roots: set[int], processes: dict[int, tuple[int, int]]) -> set[int]:
+    def ours(pid: int) -> bool:
+        for _ in range(64):
+            if pid in roots:
+                return True
+            if pid <= 1:
+                return False
+            pid = processes.get(pid, (0, 0))[0]
+        return False
+    return {pid for pid in processes if not ours(pid)}
+
+
+def _sample_others(roots: set[int], stop, send) -> None:
+    hz = os.sysconf("SC_CLK_TCK")
+    by_second: dict[int, float] = {}
+    before, at = _processes(), time.time()
+    while not stop.wait(1.0):
+        now, current = time.time(), _processes()
+        others = _others(roots, current)
+        ticks = sum(t - before[pid][1] for pid, (_, t) in current.items()
+                    if pid in before and pid in others)
+        by_second[int(at)] = ticks / hz / (now - at)
+        before, at = current, now
+    send.send(by_second)
+
+
 # ------------------------------------------------------------------- stand-ins
 
 
@@ -241,12 +323,14 @@ def sandbox(args) -> None:
         cwd=root, env={**os.environ, "ROTATOR_ROOT": str(root)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        result = asyncio.run(load_during(rotation, args, lb_port,
-                                         SandboxResolver(dns_host, dns_port)))
+        with OtherLoad(info["pid"]) as others:
+            result = asyncio.run(load_during(rotation, args, lb_port,
+                                             SandboxResolver(dns_host, dns_port)))
     finally:
         code = rotation.wait(timeout=1800)
     result.steps = rotation_steps(root, result)
     loaded = loaded_figures(result)
+    loaded["others"] = others.during(result)
     steps = result.steps
     if args.report:
         from rotator.sandbox.load.report import write_report
@@ -385,6 +469,14 @@ def show(title: str, baseline: dict, loaded: dict, args, target: str | None = No
     print(f"  served by slot {loaded['by_slot']}; failed by cause "
           f"{ {k: v for k, v in loaded['failed_by_cause'].items() if v} or 'none'}; "
           f"DNS lookups {loaded['dns_lookups']}; skipped ticks {loaded['skipped_ticks']}")
+    others = loaded.get("others")
+    if others:
+        quiet = others["quiet_latency_ms"]
+        print(f"  other processes on this machine used {others['mean_cores'] * 100:.0f}% of a core "
+              f"on average during the load (peak {others['max_cores'] * 100:.0f}%); in the "
+              f"{others['quiet_seconds']} of {others['seconds']} seconds they used under "
+              f"{OtherLoad.QUIET * 100:.0f}%: p50 {_cell(quiet['p50'])} ms, p99 "
+              f"{_cell(quiet['p99'])} ms through the path")
     if loaded.get("chart"):
         print(f"  timeline {loaded['timeline']}, chart {loaded['chart']}")
     met = figures["met"]
