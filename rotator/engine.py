@@ -107,7 +107,9 @@ class Engine:
         now = self.clock()
         rid = RotationRecord.new_id(self.group.name, now)
         lock = self.store.acquire(self.group.name, rid, break_stale=break_lock)
+        peer_lock = None
         try:
+            peer_lock = self._hold_peer(rid)
             current = self.store.load(self.group.name)
             if current and not RotationStatus(current["status"]).terminal:
                 raise Refused(
@@ -122,10 +124,40 @@ class Engine:
                 )
             record = self.new_record(ami, rid)
             self._save(record)
+            if peer_lock is not None:
+                # from here the peer finds this group's lock held, for the whole rotation
+                peer_lock.release()
+                peer_lock = None
             self._emit("started", record, message=f"{record.stable or '-'} -> {record.candidate}")
             return self._run(record, lock)
         finally:
+            if peer_lock is not None:
+                peer_lock.release()
             lock.release()
+
+    def _hold_peer(self, rid: str) -> Lock | None:
+        """A pair's groups share records and an edge: a rotation of one starts only while
+        the other is idle. Its lock is held until this rotation's record is written (then
+        this group's own lock keeps the peer out), so two starts cannot both pass."""
+        peer = self.group.peer
+        if not peer:
+            return None
+        try:
+            held = self.store.acquire(peer, rid)
+        except LockHeld as exc:
+            raise Refused(f"{self.group.name} shares its traffic with {peer}, which is busy: "
+                          f"{exc}") from None
+        try:
+            current = self.store.load(peer)
+            if current and not RotationStatus(current["status"]).terminal:
+                raise Refused(
+                    f"{self.group.name} shares its traffic with {peer}, whose rotation "
+                    f"{current['id']} is {current['status']}: `rotate resume {peer}` or "
+                    f"`rotate abort {peer}` first")
+        except BaseException:
+            held.release()
+            raise
+        return held
 
     def new_record(self, ami: str, rid: str | None = None) -> RotationRecord:
         """Plan against the world as it is now (also used by ``rotate plan``)."""
