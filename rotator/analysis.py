@@ -74,7 +74,8 @@ def judge(gate: MetricsGate, candidate: SlotLoad | None, stable: SlotLoad | None
         if gate.max_p99 is not None and candidate.p99 > gate.max_p99:
             failures.append(f"p99 {candidate.p99 * 1000:.0f} ms > {gate.max_p99 * 1000:.0f} ms")
         if (gate.max_p99_ratio_to_stable is not None and baseline is not None
-                and baseline.p99 and candidate.p99 > gate.max_p99_ratio_to_stable * baseline.p99):
+                and baseline.p99 and candidate.p99 > gate.max_p99_ratio_to_stable * baseline.p99
+                and candidate.p99 - baseline.p99 > gate.p99_tolerance):
             failures.append(f"p99 {candidate.p99 * 1000:.0f} ms > {gate.max_p99_ratio_to_stable:g}"
                             f" x stable {baseline.p99 * 1000:.0f} ms")
     if failures:
