@@ -109,7 +109,6 @@ class Engine:
         lock = self.store.acquire(self.group.name, rid, break_stale=break_lock)
         peer_lock = None
         try:
-            peer_lock = self._hold_peer(rid)
             current = self.store.load(self.group.name)
             if current and not RotationStatus(current["status"]).terminal:
                 raise Refused(
@@ -122,6 +121,7 @@ class Engine:
                     f"{pending['kind']} {pending.get('event_id')} of the pair did not finish "
                     f"({pending['status']}): `rotate resume {self.group.name}` finishes it first"
                 )
+            peer_lock = self._hold_peer(rid)
             record = self.new_record(ami, rid)
             self._save(record)
             if peer_lock is not None:
@@ -146,7 +146,8 @@ class Engine:
             held = self.store.acquire(peer, rid)
         except LockHeld as exc:
             raise Refused(f"{self.group.name} shares its traffic with {peer}, which is busy: "
-                          f"{exc}") from None
+                          f"{exc}" + (f"; `rotate resume {peer}` carries on what it left"
+                                      if exc.stale else "")) from None
         try:
             current = self.store.load(peer)
             if current and not RotationStatus(current["status"]).terminal:
