@@ -227,7 +227,3 @@ def failover(
         "time": wall_clock(),
     }
 
-
-def failback(*, master: PairSide, slave: PairSide, **kwargs: Any) -> dict[str, Any]:
-    """Move the pair's records back from the slave to the master (same gates as failover)."""
-    return failover(source=slave, target=master, action="failback", **kwargs)

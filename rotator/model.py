@@ -40,7 +40,6 @@ class StepStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 class StepState(BaseModel):

@@ -119,8 +119,6 @@ class AppDeployer(Protocol):
 
     def health(self, marathon_url: str, app_ids: list[str]) -> list[AppHealth]: ...
 
-    def remove(self, marathon_url: str, app_ids: list[str]) -> None: ...
-
 
 # --------------------------------------------------------------------------
 # Health gates (Consul)

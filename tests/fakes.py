@@ -174,9 +174,6 @@ class FakeApps:
         ok = self.w.healthy.get(self._slot(marathon_url), False)
         return [AppHealth(a, 2, 2, 2 if ok else 0, True) for a in app_ids]
 
-    def remove(self, marathon_url: str, app_ids: list[str]) -> None:
-        pass
-
 
 class FakeWatch:
     def __init__(self, world: FakeWorld, slot: str):

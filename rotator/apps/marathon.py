@@ -27,7 +27,6 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,28 +55,6 @@ _LOCK_ID = re.compile(r"/v2/deployments/([0-9a-fA-F-]+)")
 
 
 # ---------------------------------------------------------------------------- input
-
-
-def load_apps(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every ``*.json`` app definition in ``folder``, sorted by name, validated."""
-    out: list[tuple[Path, dict[str, Any]]] = []
-    seen: dict[str, Path] = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"malformed JSON: {e.msg} (column {e.colno})", file=str(path),
-                             line=e.lineno) from None
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", file=str(path)) from None
-        validate_app_definition(data, str(path))
-        app_id = normalize_id(data["id"])
-        if app_id in seen:
-            raise InputError(f"app {app_id} is also defined in {seen[app_id]}", file=str(path),
-                             field="/id")
-        seen[app_id] = path
-        out.append((path, data))
-    return out
 
 
 def _safe_url(url: str) -> str:
@@ -400,32 +377,6 @@ class MarathonDeployer(AppDeployer):
                 checks = f", {h.healthy}/{h.wanted} healthy" if h.has_health_checks else ""
                 lines.append(f"{h.app_id}: {h.running}/{h.wanted} running{checks}")
         return lines
-
-    def remove(self, marathon_url: str, app_ids: list[str]) -> None:
-        client = self._client(marathon_url)
-        for app_id in map(normalize_id, app_ids):
-            try:
-                self._retrying(lambda a=app_id: client.delete_app(a, force=True),
-                               marathon_url, f"DELETE app {app_id}")
-            except NotFoundError:
-                pass
-
-    def rollback(self, marathon_url: str, app_ids: list[str]) -> list[str]:
-        """Put each app back to its previous version; the deployment ids."""
-        client = self._client(marathon_url)
-        ids = []
-        for app_id in app_ids:
-            app_id = normalize_id(app_id)
-            versions = self._retrying(lambda a=app_id: client.list_versions(a), marathon_url,
-                                      f"GET versions of {app_id}")
-            ordered = sorted(set(versions), reverse=True)
-            if len(ordered) < 2:
-                raise StepFailed(f"app {app_id} has no previous version to roll back to")
-            result = self._retrying(
-                lambda a=app_id, v=ordered[1]: client.rollback_app(a, v, force=True),
-                marathon_url, f"rollback of {app_id}")
-            ids.append(result["deploymentId"])
-        return ids
 
 
 class _NoEventStream(Exception):
