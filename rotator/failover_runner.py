@@ -20,14 +20,14 @@ from rotator.failover import PairSide, failover
 from rotator.identity import holder
 from rotator.model import RotationStatus
 from rotator.ports import LockHeld, SlotOutputs
+from rotator.session import Session
 from rotator.state.pair_events import unfinished_failover
+from rotator.traffic.calls import client_config
 from rotator.traffic.spec import RecordSpec
 
 
 def _live_side(session, state) -> PairSide:
     """The group's live slot: the one its own records give weight to, else its last rotation's."""
-    from rotator.traffic.calls import client_config
-
     record = session.store.load(session.group.name)
     slots = (record or {}).get("slots", {})
     live = None
@@ -83,8 +83,6 @@ def failover_between(project: Project, source: str, target: str, *, force: bool,
 
 def resume_failover(project: Project, group: str) -> dict[str, Any] | None:
     """Finish the group's unfinished failover, if it has one (None otherwise)."""
-    from rotator.wiring import Session
-
     store = Session.open(project, group, "failover").store
     data = unfinished_failover(store, group)
     if data is None:
@@ -94,9 +92,6 @@ def resume_failover(project: Project, group: str) -> dict[str, Any] | None:
 
 
 def _run(project: Project, data: dict[str, Any], *, resuming: bool) -> dict[str, Any]:
-    from rotator.traffic.calls import client_config
-    from rotator.wiring import Session
-
     source, target = data["from"], data["to"]
     src_group = project.group(source)
     if src_group.peer != target:

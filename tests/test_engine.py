@@ -331,7 +331,7 @@ def test_a_promotion_only_approves_the_approval_waiting_now(world, store):
 def test_rotate_promote_is_refused_unless_an_approval_waits_now(world, store):
     from rotator.errors import InputError
     from rotator.model import RotationRecord
-    from rotator.wiring import waiting_approval
+    from rotator.session import waiting_approval
 
     record = engine(world, store, policy("canary")).start("ami-0123abcd")
     assert waiting_approval(record) == "approval"
