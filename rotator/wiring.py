@@ -14,13 +14,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rotator.config import GroupConfig, Project
+from rotator.config import GroupConfig, Project, RecordSettings
 from rotator.environment import Environment
 from rotator.errors import InputError
 from rotator.ports import RecordStore
 from rotator.tls import TlsSettings
+
+if TYPE_CHECKING:
+    from rotator.traffic.spec import RecordSpec
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +233,21 @@ def make_health(group: GroupConfig, env: Environment) -> Deferred:
     return Deferred(build)
 
 
+def record_specs(records: list[RecordSettings]) -> list[RecordSpec]:
+    from rotator.traffic.spec import RecordSpec
+
+    return [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl) for r in records]
+
+
 def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
     from rotator.traffic.calls import client_config
     from rotator.traffic.router import build_group_router
-    from rotator.traffic.spec import EdgeSpec, RecordSpec
+    from rotator.traffic.spec import EdgeSpec
 
     edge = group.traffic.edge
     return build_group_router(
         group.name,
-        [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl) for r in group.traffic.records],
+        record_specs(group.traffic.records),
         None if edge is None else EdgeSpec(
             load_balancer=edge.load_balancer, target_groups=dict(edge.target_groups),
             port=edge.port, role=edge.role),
