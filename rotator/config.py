@@ -18,7 +18,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -316,9 +318,33 @@ class GateStep(_Strict):
 class ApproveStep(_Strict):
     approve: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # `- approve:` with nothing after it
 
-PolicyStep = WeightStep | PauseStep | GateStep | ApproveStep
-_STEP_KINDS = {"weight": WeightStep, "pause": PauseStep, "gate": GateStep, "approve": ApproveStep}
+
+_STEP_TAGS = {"weight": "WeightStep", "pause": "PauseStep", "gate": "GateStep",
+              "approve": "ApproveStep"}
+STEPS_EXPECTED = "weight: N, pause: 5m, gate: {...} or approve: {}"
+
+
+def step_kind(value: Any) -> str | None:
+    """A policy step is a mapping with one key, its kind (the model's name is the tag, which
+    error locations leave out); an unknown key is returned as is, for the message."""
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return _STEP_TAGS.get(key, key)
+    return None
+
+
+PolicyStep = Annotated[
+    Annotated[WeightStep, Tag("WeightStep")] | Annotated[PauseStep, Tag("PauseStep")]
+    | Annotated[GateStep, Tag("GateStep")] | Annotated[ApproveStep, Tag("ApproveStep")],
+    Discriminator(step_kind),
+]
 
 
 class Deadlines(_Strict):
@@ -340,28 +366,6 @@ class Policy(_Strict):
     retire: RetireSettings = RetireSettings()
     on_failure: Literal["rollback", "pause"] = "rollback"
     keep_failed_candidate: bool = False
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _parse_steps(cls, raw: Any) -> Any:
-        if not isinstance(raw, list):
-            return raw
-        steps: list[Any] = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict) or len(item) != 1:
-                raise ValueError(
-                    f"step {i}: expected one of weight: N, pause: 5m, gate: {{...}}, approve: {{}}"
-                )
-            kind = next(iter(item))
-            if kind not in _STEP_KINDS:
-                raise ValueError(
-                    f"step {i}: unknown step {kind!r}; expected weight, pause, gate or approve"
-                )
-            value = item[kind]
-            if kind == "approve" and value is None:
-                item = {"approve": {}}
-            steps.append(_STEP_KINDS[kind].model_validate(item))
-        return steps
 
     @model_validator(mode="after")
     def _weights_climb_to_100(self) -> Policy:
@@ -397,6 +401,10 @@ def _errors_from_validation(exc: ValidationError, doc: YamlDocument) -> list[Inp
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "union_tag_invalid" and err["ctx"]["discriminator"] == "step_kind()":
+            msg = f"unknown step {err['ctx']['tag']!r}; expected {STEPS_EXPECTED}"
+        elif err["type"] == "union_tag_not_found" and err["ctx"]["discriminator"] == "step_kind()":
+            msg = f"expected one key: {STEPS_EXPECTED}"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field"
         out.append(InputError(msg, file=str(doc.path), field=field, line=doc.line_of(loc)))

@@ -75,7 +75,9 @@ def plan_rotation(group: GroupConfig, policy: Policy, roles: Roles) -> list[Step
                                seconds=item.pause))
         elif isinstance(item, GateStep):
             gate_no += 1
-            steps.append(_step(f"gate {gate_no}", "gate", gate=item.gate.model_dump(mode="json")))
+            # the gate's settings are shown with the step; the step reads them from the policy
+            steps.append(_step(f"gate {gate_no}", "gate", gate_no=gate_no,
+                               gate=item.gate.model_dump(mode="json")))
         else:
             steps.append(_step("approval", "approve"))
     if stable is not None:

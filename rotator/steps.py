@@ -14,7 +14,7 @@ from typing import Any
 
 from rotator.analysis import judge
 from rotator.apps.slot_identity import slot_tag, with_slot_identity
-from rotator.config import GateConfig, GroupConfig, Policy
+from rotator.config import GateConfig, GateStep, GroupConfig, Policy
 from rotator.errors import StepFailed
 from rotator.model import RotationRecord, StepState
 from rotator.ports import (
@@ -423,12 +423,19 @@ class Gate(Step):
     kind, phase = "gate", "shift"
     poll_interval = 1.0
 
+    @staticmethod
+    def config(ctx: StepContext, state: StepState) -> GateConfig:
+        """The policy's gate this step runs (the policy is unchanged since the plan: a resume
+        refuses an edited one); a record older than ``gate_no`` numbers it in the name."""
+        number = state.params.get("gate_no") or int(state.name.rsplit(" ", 1)[-1])
+        return [s.gate for s in ctx.policy.steps if isinstance(s, GateStep)][number - 1]
+
     def timeout(self, ctx, state):
-        gate = GateConfig.model_validate(state.params["gate"])
+        gate = self.config(ctx, state)
         return gate.timeout or float(ctx.policy.deadlines.shift) + gate.duration
 
     def check(self, ctx, state, wait):
-        gate = GateConfig.model_validate(state.params["gate"])
+        gate = self.config(ctx, state)
         progress = _gate_progress(ctx, f"gate:{state.name}", gate, wait)
         if progress.state != "done":
             state.params.pop("healthy_since", None)

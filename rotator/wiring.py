@@ -138,7 +138,7 @@ def make_store(project: Project, env: Environment) -> RecordStore:
 
 
 def make_infra(group: GroupConfig, env: Environment, access: AwsAccess):
-    from rotator.infra.terraform import TerraformInfrastructure, TerraformSettings
+    from rotator.infra.terraform import TerraformInfrastructure, TerraformRun
 
     tf_env = access.terraform_env()
     if env.terraform.cli_config_file:
@@ -149,7 +149,7 @@ def make_infra(group: GroupConfig, env: Environment, access: AwsAccess):
         tf_env["TF_REATTACH_PROVIDERS"] = reattach
     tf_env.update(env.terraform.extra_env)
     backend = {**group.terraform.backend, **env.terraform.backend_config}
-    settings = TerraformSettings(
+    settings = TerraformRun(
         terraform=env.terraform.binary or "terraform",
         env=tf_env,
         backend_config=backend,
