@@ -31,7 +31,7 @@ def exit_code_of(record: RotationRecord) -> int:
         return EXIT_DONE
     if record.status in (RotationStatus.WAITING, RotationStatus.PAUSED):
         return EXIT_WAITING
-    if record.status is RotationStatus.FAILED:
+    if record.status is RotationStatus.ROLLBACK_FAILED:
         return EXIT_ROLLBACK_FAILED
     return EXIT_FAILED
 
@@ -166,7 +166,7 @@ def _finish(record: RotationRecord, output: str) -> None:
         message = {
             RotationStatus.DONE: f"{record.group} now runs {record.ami} on {record.candidate}",
             RotationStatus.ROLLED_BACK: f"rolled back: {record.reason}",
-            RotationStatus.FAILED: f"{record.reason}\n{left_behind(record)}\n"
+            RotationStatus.ROLLBACK_FAILED: f"{record.reason}\n{left_behind(record)}\n"
                                    f"an operator must act: fix the cause, then "
                                    f"`rotate resume {record.group}` finishes the rollback",
             RotationStatus.WAITING: f"waiting for approval: run `rotate promote {record.group}`"

@@ -220,7 +220,7 @@ class Engine:
                     f"or abort with `rotate abort {self.group.name}`",
                     file=f"policies/{record.policy}.yaml",
                 )
-            if record.status in (RotationStatus.PAUSED, RotationStatus.FAILED):
+            if record.status in (RotationStatus.PAUSED, RotationStatus.ROLLBACK_FAILED):
                 step = record.current_step
                 if step is not None and step.status is StepStatus.FAILED:
                     self._retry(step)
@@ -486,7 +486,7 @@ class Engine:
                 self._save(record)
                 self.sleep(min(5.0 * max(1, st.attempts), 30.0))
                 return
-            self._stop(record, st, RotationStatus.FAILED, f"rollback could not finish: {reason}")
+            self._stop(record, st, RotationStatus.ROLLBACK_FAILED, f"rollback could not finish: {reason}")
             return
         if st.kind in RETIRE_KINDS:
             self._stop(record, st, RotationStatus.PAUSED,

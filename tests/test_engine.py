@@ -350,7 +350,7 @@ def test_a_rollback_that_cannot_finish_exits_5_saying_what_is_left_where(world, 
     world.fail_health_after["green"] = 2  # the candidate fails: roll back
     world.faults["destroy"] = [StepFailed("terraform destroy: DependencyViolation")] * 200
     record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
-    assert record.status is RotationStatus.FAILED
+    assert record.status is RotationStatus.ROLLBACK_FAILED
     assert exit_code_of(record) == 5
     text = left_behind(record)
     assert "weights last set: blue 100% / green 0%" in text

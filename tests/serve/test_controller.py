@@ -42,7 +42,8 @@ def state(status: str, *, lock=None, requests=()) -> GroupState:
     ("paused", None, TakeoverRules(), (), None),  # off by default
     ("paused", None, TakeoverRules(resume_paused=True), (), "paused"),
     ("paused", None, TakeoverRules(), ({"action": "abort"},), "paused, and an abort was asked"),
-    ("failed", None, TakeoverRules(resume_paused=True), (), None),  # a human decides
+    ("rollback-failed", None, TakeoverRules(resume_paused=True), (), None),  # a human decides
+    ("failed", None, TakeoverRules(resume_paused=True), (), None),  # the same, in older records
     ("done", None, TakeoverRules(), (), None),
     ("rolled-back", None, TakeoverRules(), (), None),
 ])
