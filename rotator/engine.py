@@ -16,6 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
 from rotator.config import GroupConfig, Policy
 from rotator.errors import InputError, Refused, RotatorError, TransientError
 from rotator.identity import holder as _holder
@@ -33,12 +41,14 @@ from rotator.ports import (
     TrafficRouter,
     Verdict,
 )
+from rotator.retries import stop_at, stop_when
 from rotator.state.pair_events import unfinished_failover
 from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_weights
 
 log = logging.getLogger(__name__)
 
 MAX_RECHECKS = 20  # per poll interval: a burst of changes is followed, a fake cannot spin
+MAX_ACT_ATTEMPTS = 5  # of a step's side effect after transient faults (adapters retry too)
 
 
 class LockLost(RotatorError):
@@ -352,18 +362,12 @@ class Engine:
             self._emit("step-started", record, st)
 
         if not st.acted:
-            self._check_lock()
-            st.acting = True
-            st.attempts += 1
-            self._save(record)  # written before the side effect
             try:
-                step.act(ctx, st)
+                self._act(ctx, record, step, st)
             except TransientError as exc:
-                if self.clock() >= (st.deadline or math.inf):
-                    self._fail(record, ctx, st, f"{st.name}: {exc}")
-                else:
-                    self._emit("step-progress", record, st, f"retrying: {exc}")
-                    self.sleep(min(step.poll_interval * st.attempts, 30.0))
+                if self._requested(record):
+                    return  # an operator's request waits: act on it, then try again
+                self._fail(record, ctx, st, f"{st.name}: {exc} (attempt {st.attempts})")
                 return
             except RotatorError as exc:  # a traffic-guard refusal too: the step failed
                 self._fail(record, ctx, st, str(exc))
@@ -426,6 +430,33 @@ class Engine:
             left = step.poll_interval - (self.clock() - started)
             if left > 0:
                 self.sleep(left)
+
+    def _act(self, ctx: StepContext, record: RotationRecord, step, st: StepState) -> None:
+        """The step's side effect, the record written before each attempt; a transient fault
+        is retried with backoff while the step's deadline, the attempts allowed and the
+        absence of an operator's request permit (the last fault is raised)."""
+        def retrying(state: RetryCallState) -> None:
+            self._emit("step-progress", record, st, f"retrying: {state.outcome.exception()}")
+
+        for attempt in Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=(stop_after_attempt(MAX_ACT_ATTEMPTS) | stop_at(st.deadline, self.clock)
+                  | stop_when(lambda: self._requested(record))),
+            wait=wait_exponential(multiplier=step.poll_interval, max=30.0),
+            sleep=self.sleep, before_sleep=retrying, reraise=True,
+        ):
+            with attempt:
+                self._check_lock()
+                st.acting = True
+                st.attempts += 1
+                self._save(record)  # written before the side effect
+                step.act(ctx, st)
+
+    def _requested(self, record: RotationRecord) -> bool:
+        """An operator's request for this rotation has arrived and is not acted on yet."""
+        control = self.store.read_control(self.group.name)
+        return (bool(control) and control.get("rotation_id") == record.id
+                and len(control.get("requests", [])) > len(record.operator_actions))
 
     @staticmethod
     def _check(ctx: StepContext, step, st: StepState, wait: float) -> Progress:

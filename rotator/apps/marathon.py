@@ -31,7 +31,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from rotator.apps.app_definition import (
     normalize_id,
@@ -48,6 +54,7 @@ from rotator.apps.marathon_compat import (
 )
 from rotator.errors import InputError, StepFailed, TransientError
 from rotator.ports import AppDeployer, AppHealth
+from rotator.retries import stop_at
 from rotator.tls import DEFAULT_TLS, TlsSettings
 
 RETRY_STATUSES = {502, 503, 504}
@@ -228,25 +235,31 @@ class MarathonDeployer(AppDeployer):
         return result["deploymentId"]
 
     def _with_conflicts(self, url: str, app_ids: list[str], send: Callable[[bool], str]) -> str:
-        """Send; on 409 (locked by another deployment) force or wait, per ``on_conflict``."""
-        deadline = self._clock() + self.conflict_timeout
-        delay = self.poll_interval
-        while True:
+        """Send; on 409 (locked by another deployment) force or wait, per ``on_conflict``:
+        sent again with backoff until ``conflict_timeout``."""
+        if self.on_conflict == "force":
             try:
                 return send(False)
-            except ConflictError as e:
-                if self.on_conflict == "force":
-                    return self._rejected(lambda: send(True), url, app_ids)
-                if self._clock() >= deadline:
-                    lock = _LOCK_ID.search(getattr(e, "error_message", "") or "")
-                    raise StepFailed(
-                        f"apps {', '.join(app_ids)} stayed locked by deployment "
-                        f"{lock.group(1) if lock else '(unknown)'} on {_safe_url(url)} for "
-                        f"{self.conflict_timeout:.0f}s") from None
-                self._sleep(min(delay, max(0.0, deadline - self._clock())))
-                delay = min(delay * 2, self.max_poll_interval)
+            except ConflictError:
+                return self._rejected(lambda: send(True), url, app_ids)
             except MarathonHttpError as e:
                 raise self._input_error(e, app_ids) from None
+        retrying = Retrying(
+            retry=retry_if_exception_type(ConflictError),
+            stop=stop_at(self._clock() + self.conflict_timeout, self._clock),
+            wait=wait_exponential(multiplier=self.poll_interval, max=self.max_poll_interval),
+            sleep=self._sleep, reraise=True,
+        )
+        try:
+            return retrying(send, False)
+        except ConflictError as e:
+            lock = _LOCK_ID.search(getattr(e, "error_message", "") or "")
+            raise StepFailed(
+                f"apps {', '.join(app_ids)} stayed locked by deployment "
+                f"{lock.group(1) if lock else '(unknown)'} on {_safe_url(url)} for "
+                f"{self.conflict_timeout:.0f}s") from None
+        except MarathonHttpError as e:
+            raise self._input_error(e, app_ids) from None
 
     def _rejected(self, fn: Callable[[], str], url: str, app_ids: list[str]) -> str:
         try:

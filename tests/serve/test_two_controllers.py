@@ -30,7 +30,7 @@ def consul():
 
 def consul_store(server) -> ConsulRecordStore:
     """One per controller, as on machines of their own."""
-    return ConsulRecordStore(server.address, DC, session_ttl=2.0, lock_delay=0.2)
+    return ConsulRecordStore(server.address, DC, lock_delay=0.2)
 
 
 class ActingLog:
