@@ -529,7 +529,32 @@ class Engine:
                        f"{reason} (policy says pause: `rotate resume {record.group}` "
                        f"retries the step, `rotate abort {record.group}` rolls back)")
             return
+        reached = self._first_build_in_traffic(ctx, record)
+        if reached:
+            # nothing can take the traffic back: a rollback would only meet the traffic
+            # guard's refusal until its deadline, leaving the layers apart
+            self._stop(record, st, RotationStatus.PAUSED,
+                       f"{reason} (a first build cannot roll back: {record.candidate} {reached} "
+                       f"and no other slot can take it; `rotate resume {record.group}` "
+                       "retries the step)")
+            return
         self._start_rollback(record, ctx, reason)
+
+    @staticmethod
+    def _first_build_in_traffic(ctx: StepContext, record: RotationRecord) -> str:
+        """For a group's first build, how its candidate already reached traffic (weight on a
+        layer, or healthy targets in the edge, which the guard keeps); "" otherwise."""
+        if record.stable is not None:
+            return ""
+        try:
+            state = ctx.traffic.read()
+        except RotatorError:
+            return ""  # unknown: the rollback finds out, step by step
+        if state.slot_weight(record.candidate):
+            return "carries traffic"
+        if state.slot_healthy(record.candidate):
+            return "has healthy targets in the edge"
+        return ""
 
     def _stop(self, record: RotationRecord, st: StepState | None, status: RotationStatus,
               reason: str) -> None:

@@ -100,7 +100,7 @@ class StepContext:
     traffic: TrafficRouter
     app_definitions: list[dict[str, Any]]
     clock: Any
-    guard: Any  # rotator.guards.TrafficGuard: check_destroy(slot, state)
+    guard: Any  # rotator.traffic.guard.TrafficGuard: check_destroy(slot, state)
     interactive: bool = False
     save: Callable[[], None] = lambda: None  # writes the record (the engine's)
     metrics: Metrics | None = None  # what the slots' load balancers served (CloudWatch)
@@ -360,16 +360,21 @@ def world_weights(state: TrafficState) -> dict[str, int] | None:
 def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> None:
     journal = ctx.journal(state)
     now = ctx.traffic.read()
+    # an attempt before this one may have changed the world, then died before noting it
+    resumed = state.attempts > 1
     world = world_weights(now)
-    if world and world == {k: v for k, v in target.items() if v} and not journal.pending():
+    if (world and world == {k: v for k, v in target.items() if v} and not journal.pending()
+            and not resumed):
         ctx.record.weights = target
         return
     # After a crash between the change and the record's update, the world may
     # already hold the last intended weights: that is not a hand edit.
     expected = ctx.record.weights or None
-    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal)
-    note_unweighted(ctx, state, now, [s for s, w in target.items()
-                                      if w == 0 and now.slot_weight(s) > 0])
+    leaving = [s for s, w in target.items() if w == 0 and (
+        now.slot_weight(s) > 0 or (expected or {}).get(s, 0) > 0)]
+    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal,
+                            fence=resumed)
+    note_unweighted(ctx, state, now, leaving)
     ctx.record.weights = target
 
 
@@ -573,13 +578,15 @@ class RollbackWeights(Step):
     def act(self, ctx, state):
         target = {state.params["slot"]: 100, ctx.record.candidate: 0}
         world = ctx.traffic.read()
+        # an attempt before this one may have moved the weights, then died before noting it
+        resumed = state.attempts > 1
         if (world.slot_weight(ctx.record.candidate) == 0 and not ctx.record.weights.get(
-                ctx.record.candidate) and not ctx.journal(state).pending()):
+                ctx.record.candidate) and not ctx.journal(state).pending() and not resumed):
             ctx.record.weights = target
             return  # the candidate never carried traffic, on any layer
         ctx.record.weights = {}  # whatever the world holds, put it back on stable
         ctx.traffic.set_weights(target, ctx.live_slots(), expected=None,
-                                journal=ctx.journal(state))
+                                journal=ctx.journal(state), fence=resumed)
         # it carried weight, or may have (a crash after the change): clients may hold it
         note_unweighted(ctx, state, world, [ctx.record.candidate])
         ctx.record.weights = target

@@ -23,7 +23,7 @@ from rotator.ports import RecordStore
 from rotator.tls import TlsSettings
 
 if TYPE_CHECKING:
-    from rotator.traffic.spec import RecordSpec
+    from rotator.traffic.spec import EdgeSpec, RecordSpec
 
 log = logging.getLogger(__name__)
 
@@ -239,18 +239,21 @@ def record_specs(records: list[RecordSettings]) -> list[RecordSpec]:
     return [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl) for r in records]
 
 
-def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
-    from rotator.traffic.calls import client_config
-    from rotator.traffic.router import build_group_router
+def edge_spec(group: GroupConfig) -> EdgeSpec | None:
     from rotator.traffic.spec import EdgeSpec
 
     edge = group.traffic.edge
+    return None if edge is None else EdgeSpec(
+        load_balancer=edge.load_balancer, target_groups=dict(edge.target_groups),
+        port=edge.port, role=edge.role)
+
+
+def make_traffic(group: GroupConfig, access: AwsAccess, services_passing):
+    from rotator.traffic.calls import client_config
+    from rotator.traffic.router import build_group_router
+
     return build_group_router(
-        group.name,
-        record_specs(group.traffic.records),
-        None if edge is None else EdgeSpec(
-            load_balancer=edge.load_balancer, target_groups=dict(edge.target_groups),
-            port=edge.port, role=edge.role),
+        group.name, record_specs(group.traffic.records), edge_spec(group),
         # the routers retry with their own jittered backoff: botocore must not retry too
         route53=access.client("route53", client_config()),
         elb=access.client("elb", client_config()),

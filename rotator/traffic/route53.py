@@ -346,8 +346,10 @@ class Route53Router:
         *,
         checked: frozenset[str] = frozenset(),
         journal: ChangeJournal | None = None,
+        fence: bool = False,
     ) -> None:
-        """``checked``: slots the caller has just passed through the traffic guard."""
+        """``checked``: slots the caller has just passed through the traffic guard;
+        ``fence``: see ``TrafficRouter.set_weights``."""
         validate_weights(weights)
         self.wait_journal(journal)
         missing = [s for s, w in weights.items() if w > 0 and s not in slots]
@@ -362,7 +364,7 @@ class Route53Router:
             spec, set_identifier(self.group, slot), weight, slots[slot], self.alias_zone)
             for slot, weight in weights.items() if slot in slots} for spec in self.records}
         self.write(desired, every, f"rotator {self.group}: {dict(sorted(weights.items()))}",
-                   journal)
+                   journal, fence=fence)
 
     def move_all(self, slot: str, outputs: SlotOutputs, among: set[str], *,
                  journal: ChangeJournal | None = None
@@ -389,16 +391,19 @@ class Route53Router:
 
     def write(self, desired: dict[str, dict[str, dict[str, Any]]],
               current: dict[str, dict[str, dict[str, Any]]], comment: str,
-              journal: ChangeJournal | None) -> dict[str, dict[str, dict[str, Any]]]:
+              journal: ChangeJournal | None, *, fence: bool = False
+              ) -> dict[str, dict[str, dict[str, Any]]]:
         """UPSERT the ``desired`` sets (record key -> SetIdentifier -> record set) of every
-        record that differs from ``current``, one batch per hosted zone; wait INSYNC (the
-        changes noted in ``journal``), read back and verify the weights; what was read."""
+        record that differs from ``current`` (every record, with ``fence``), one batch per
+        hosted zone; wait INSYNC (the changes noted in ``journal``), read back and verify
+        the weights; what was read."""
         change_ids = []
         for zone_name, specs in self._by_zone().items():
             groups = []
             for spec in specs:
                 want, now = desired.get(spec.key, {}), current.get(spec.key, {})
-                if all(i in now and comparable(now[i]) == comparable(r) for i, r in want.items()):
+                if not fence and all(i in now and comparable(now[i]) == comparable(r)
+                                     for i, r in want.items()):
                     continue  # already as wanted (e.g. a resumed step)
                 # every set of a record goes together: a partial change could leave its
                 # weights summing to anything

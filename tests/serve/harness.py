@@ -10,8 +10,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rotator.engine import Engine
-from tests.engine_harness import APPS, GROUP
-from tests.fakes import FakeApps, FakeGuard, FakeHealth, FakeInfra, FakeTraffic, FakeWorld
+from tests.engine_harness import engine
+from tests.fakes import FakeWorld
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
@@ -27,12 +27,7 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
 
 def fake_engine(world: FakeWorld, store, policy, *, interactive=False, sleep=None,
                 on_event=None) -> Engine:
-    return Engine(
-        group=GROUP, policy=policy, infra=FakeInfra(world), apps=FakeApps(world),
-        health=FakeHealth(world), traffic=FakeTraffic(world), store=store, guard=FakeGuard(),
-        app_definitions=APPS, clock=world.clock, sleep=sleep or world.clock.sleep,
-        on_event=on_event, interactive=interactive,
-    )
+    return engine(world, store, policy, interactive=interactive, sleep=sleep, on_event=on_event)
 
 
 def fake_runner(world: FakeWorld, store, policy, *, real_pause: float = 0.005, log=None):
