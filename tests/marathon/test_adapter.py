@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -142,10 +143,15 @@ def test_stuck_deployment_cancelled_at_deadline_naming_the_app(marathon: Served)
     marathon.emulator.set_health("/prod/api", "unhealthy")
     deployer = MarathonDeployer()
     ids = deployer.start(marathon.url, realistic())
-    t0 = time.monotonic()
+    readings: list[float] = []
+
+    def clock() -> float:
+        readings.append(time.monotonic())
+        return readings[-1]
     with pytest.raises(StepFailed) as e:
-        wait_until_deployed(deployer, marathon.url, ids, deadline_seconds=0.8, poll_interval=0.1)
-    assert 0.8 <= time.monotonic() - t0 < 3
+        wait_until_deployed(deployer, marathon.url, ids, deadline_seconds=0.8, poll_interval=0.1,
+                            clock=clock)
+    assert readings[-1] - readings[0] >= 0.8  # given up once its deadline passed, on its clock
     msg = str(e.value)
     assert "/prod/api: 2/2 running, 0/2 healthy" in msg
     assert "/prod/worker" not in msg
@@ -177,10 +183,12 @@ def test_pending_returns_early_on_event_stream(serve) -> None:
     m = serve(step_seconds=0.2)
     deployer = MarathonDeployer()
     ids = deployer.start(m.url, [{"id": "/e", "cmd": "x", "instances": 1}])
-    t0 = time.monotonic()
-    assert deployer.pending(m.url, ids, wait=5) == []
-    took = time.monotonic() - t0
-    assert took < 1.0  # the deployment took one 0.2 s step; no 5 s wait
+    answers: list = []
+    waiting = threading.Thread(target=lambda: answers.append(deployer.pending(m.url, ids, wait=600)),
+                               daemon=True)
+    waiting.start()
+    waiting.join(timeout=60)  # woken by the deployment's end (one 0.2 s step), not its 10 min
+    assert not waiting.is_alive() and answers == [[]]
     assert m.emulator.requests["GET /v2/events"] == 1
 
 
