@@ -14,7 +14,7 @@ import pytest
 from rotator.ports import LockHeld, RecordStore
 from rotator.sandbox.consul import ConsulCore, ConsulServer
 from rotator.state.consul_store import ConsulRecordStore, ConsulStoreError, RecordConflict
-from tests.consul.conftest import DC, free_port
+from tests.consul.conftest import DC, ManualClock, free_port
 
 CONTENDER = r"""
 import sys
@@ -47,22 +47,11 @@ def wait_until(condition, timeout: float = 15.0) -> None:
         time.sleep(0.01)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clocked():
     """A Consul whose TTLs and lock-delays run on a clock the test moves (timers run when
     the test says)."""
-    clock = FakeClock()
+    clock = ManualClock()
     core = ConsulCore([DC], clock=clock, run_timers=False)
     with ConsulServer(core) as srv:
         yield srv, clock
