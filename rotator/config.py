@@ -10,7 +10,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -419,6 +419,20 @@ class ConfigErrors(InputError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
+def _load_named(model: type[BaseModel], path: Path, name: str, kind: str,
+                known: Callable[[], list[str]], where: str) -> Any:
+    """The ``kind`` called ``name`` from ``path``: refused when there is none (naming the
+    ``known`` ones) or when the name it gives itself differs from ``where`` it is."""
+    if not GROUP_NAME.match(name) or not path.is_file():
+        raise InputError(f"unknown {kind} {name!r} (known: {', '.join(known()) or 'none'})",
+                         file=str(path))
+    loaded = _load_model(model, path)
+    if loaded.name != name:
+        raise InputError(f"name is {loaded.name!r} but {where}", file=str(path), field="name",
+                         line=load_yaml(path).line_of(("name",)))
+    return loaded
+
+
 def _load_model(model: type[BaseModel], path: Path, extra: dict[str, Any] | None = None):
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
@@ -466,32 +480,14 @@ class Project:
 
     def group(self, name: str) -> GroupConfig:
         path = self.groups_dir / name / "group.yaml"
-        if not GROUP_NAME.match(name) or not path.is_file():
-            known = ", ".join(self.group_names()) or "none"
-            raise InputError(f"unknown group {name!r} (known: {known})", file=str(path))
-        group = _load_model(GroupConfig, path)
-        if group.name != name:
-            raise InputError(
-                f"name is {group.name!r} but the folder is {name!r}",
-                file=str(path),
-                field="name",
-                line=load_yaml(path).line_of(("name",)),
-            )
+        group = _load_named(GroupConfig, path, name, "group", self.group_names,
+                            f"the folder is {name!r}")
         return group.model_copy(update={"directory": path.parent})
 
     def policy(self, name: str) -> Policy:
         path = self.policies_dir / f"{name}.yaml"
-        if not GROUP_NAME.match(name) or not path.is_file():
-            known = ", ".join(self.policy_names()) or "none"
-            raise InputError(f"unknown policy {name!r} (known: {known})", file=str(path))
-        policy = _load_model(Policy, path)
-        if policy.name != name:
-            raise InputError(
-                f"name is {policy.name!r} but the file is {name}.yaml",
-                file=str(path),
-                field="name",
-            )
-        return policy
+        return _load_named(Policy, path, name, "policy", self.policy_names,
+                           f"the file is {name}.yaml")
 
     def apps(self, group: GroupConfig) -> list[tuple[Path, dict[str, Any]]]:
         """The group's Marathon app definitions (shape checked by the apps adapter)."""
