@@ -61,7 +61,10 @@ def judge(gate: MetricsGate, candidate: SlotLoad | None, stable: SlotLoad | None
     ratio = candidate.error_ratio or 0.0
     if gate.max_error_ratio is not None and ratio > gate.max_error_ratio:
         failures.append(f"error ratio {_pct(ratio)} > {_pct(gate.max_error_ratio)}")
-    baseline = stable if stable is not None and stable.requests else None
+    # a stable slot that served too few requests (at 100 %, only clients that kept an old
+    # answer reach it) is no baseline: its p99 and error ratio are noise
+    baseline = stable if stable is not None and stable.requests >= max(1, gate.min_requests) \
+        else None
     if gate.max_error_ratio_over_stable is not None and baseline is not None:
         limit = (baseline.error_ratio or 0.0) + gate.max_error_ratio_over_stable
         if ratio > limit:
@@ -71,11 +74,13 @@ def judge(gate: MetricsGate, candidate: SlotLoad | None, stable: SlotLoad | None
         if gate.max_p99 is not None and candidate.p99 > gate.max_p99:
             failures.append(f"p99 {candidate.p99 * 1000:.0f} ms > {gate.max_p99 * 1000:.0f} ms")
         if (gate.max_p99_ratio_to_stable is not None and baseline is not None
-                and baseline.p99 and candidate.p99 > gate.max_p99_ratio_to_stable * baseline.p99):
+                and baseline.p99 and candidate.p99 > gate.max_p99_ratio_to_stable * baseline.p99
+                and candidate.p99 - baseline.p99 > gate.p99_tolerance):
             failures.append(f"p99 {candidate.p99 * 1000:.0f} ms > {gate.max_p99_ratio_to_stable:g}"
                             f" x stable {baseline.p99 * 1000:.0f} ms")
     if failures:
         return result(Verdict.FAILED, failures=failures)
     p99 = f", p99 {candidate.p99 * 1000:.0f} ms" if candidate.p99 is not None else ""
+    alone = "" if baseline is not None else " (limits only: too few requests on stable)"
     return result(Verdict.SUCCESSFUL, f"{candidate.requests:.0f} requests, errors {_pct(ratio)}"
-                                      f"{p99}")
+                                      f"{p99}{alone}")

@@ -274,6 +274,9 @@ class MetricsGate(_Strict):
     max_error_ratio_over_stable: float | None = Field(default=0.005, ge=0, le=1)
     max_p99: Duration | None = None
     max_p99_ratio_to_stable: float | None = Field(default=1.5, gt=0)
+    # a p99 above the stable's by less than this never fails the ratio: at a few
+    # milliseconds, scheduling and GC pauses move a p99 by more than any ratio means
+    p99_tolerance: Duration = 0.025
     # consecutive failed evaluations before the gate fails
     failure_limit: int = Field(default=2, ge=1, le=100)
 

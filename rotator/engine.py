@@ -117,7 +117,9 @@ class Engine:
         now = self.clock()
         rid = RotationRecord.new_id(self.group.name, now)
         lock = self.store.acquire(self.group.name, rid, break_stale=break_lock)
+        peer_lock = None
         try:
+            peer_lock = self._hold_peer(rid)
             current = self.store.load(self.group.name)
             if current and not RotationStatus(current["status"]).terminal:
                 raise Refused(
@@ -132,10 +134,40 @@ class Engine:
                 )
             record = self.new_record(ami, rid)
             self._save(record)
+            if peer_lock is not None:
+                # from here the peer finds this group's lock held, for the whole rotation
+                peer_lock.release()
+                peer_lock = None
             self._emit("started", record, message=f"{record.stable or '-'} -> {record.candidate}")
             return self._run(record, lock)
         finally:
+            if peer_lock is not None:
+                peer_lock.release()
             lock.release()
+
+    def _hold_peer(self, rid: str) -> Lock | None:
+        """A pair's groups share records and an edge: a rotation of one starts only while
+        the other is idle. Its lock is held until this rotation's record is written (then
+        this group's own lock keeps the peer out), so two starts cannot both pass."""
+        peer = self.group.peer
+        if not peer:
+            return None
+        try:
+            held = self.store.acquire(peer, rid)
+        except LockHeld as exc:
+            raise Refused(f"{self.group.name} shares its traffic with {peer}, which is busy: "
+                          f"{exc}") from None
+        try:
+            current = self.store.load(peer)
+            if current and not RotationStatus(current["status"]).terminal:
+                raise Refused(
+                    f"{self.group.name} shares its traffic with {peer}, whose rotation "
+                    f"{current['id']} is {current['status']}: `rotate resume {peer}` or "
+                    f"`rotate abort {peer}` first")
+        except BaseException:
+            held.release()
+            raise
+        return held
 
     def new_record(self, ami: str, rid: str | None = None) -> RotationRecord:
         """Plan against the world as it is now (also used by ``rotate plan``)."""
@@ -421,14 +453,16 @@ class Engine:
                     self._fail(record, ctx, st, judged.reason)
                     return
                 self._progress(record, st, self._analysis_note(record) or progress.reason)
-                self.sleep(step.poll_interval)
+                self._pause(ctx, step.poll_interval - (self.clock() - started))
         else:
             if self.clock() >= (st.deadline or math.inf):
                 self._fail(record, ctx, st, step.on_deadline(ctx, st))
                 return
             self._progress(record, st, progress.reason)
             left = step.poll_interval - (self.clock() - started)
-            if left > 0:
+            if st.kind in WATCHED_KINDS:
+                self._pause(ctx, left)
+            elif left > 0:
                 self.sleep(left)
 
     def _act(self, ctx: StepContext, record: RotationRecord, step, st: StepState) -> None:
@@ -474,6 +508,8 @@ class Engine:
         that verified it, which saw every instance pass and so knows a critical one."""
         watch = ctx.watch("verify", self.policy.gate)
         if watch is not None:
+            # a newly published period is judged when it appears, not a poll interval later
+            wait = min(wait, ctx.until_next_period(self.policy.gate))
             result = watch.poll(max(0.0, wait))
             if result.verdict is Verdict.FAILED:
                 return Progress.failed(f"health gate failed: {result.reason}")
@@ -486,6 +522,12 @@ class Engine:
             self._emit("analysis", ctx.record, ctx.record.current_step,
                        self._analysis_note(ctx.record))
         return progress
+
+    def _pause(self, ctx: StepContext, seconds: float) -> None:
+        """Sleep until the next poll, or until the analysis has a new period to judge."""
+        seconds = min(seconds, ctx.until_next_period(self.policy.gate))
+        if seconds > 0:
+            self.sleep(seconds)
 
     @staticmethod
     def _analysis_note(record: RotationRecord) -> str:

@@ -157,6 +157,14 @@ class StepContext:
         period = self.metrics.period if self.metrics else 60.0
         return math.floor((self.clock() - self.metrics_delay) / period) * period
 
+    def until_next_period(self, gate: GateConfig) -> float:
+        """Seconds until CloudWatch publishes the next period the analysis would judge
+        (infinite when there is nothing to analyse): waits end there, not a poll later."""
+        if gate.metrics is None or not self.carries_traffic():
+            return math.inf
+        next_published = self.published_until() + self.metrics.period + self.metrics_delay
+        return max(0.0, next_published + 0.01 - self.clock())  # just past it: whole floats
+
     def load(self, slot: str, start: float, end: float) -> SlotLoad | None:
         if self.metrics is None or slot not in self.record.slots:
             return None

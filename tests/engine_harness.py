@@ -56,7 +56,8 @@ class ReportingStore:
 
 
 def engine(world: FakeWorld, store, pol: Policy, *, interactive=False,
-           events=None, metrics=None, sleep=None, on_event=None) -> Engine:
+           events=None, metrics=None, metrics_delay: float = 0.0, sleep=None,
+           on_event=None) -> Engine:
     traffic = router(world)
     if getattr(store, "world", None) is not world:
         store = ReportingStore(store, world)
@@ -65,7 +66,7 @@ def engine(world: FakeWorld, store, pol: Policy, *, interactive=False,
         health=FakeHealth(world), traffic=traffic, store=store, guard=traffic.guard,
         app_definitions=APPS, clock=world.clock, sleep=sleep or world.clock.sleep,
         on_event=on_event or (events.append if events is not None else None),
-        interactive=interactive, metrics=metrics,
+        interactive=interactive, metrics=metrics, metrics_delay=metrics_delay,
     )
 
 

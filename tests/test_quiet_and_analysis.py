@@ -4,6 +4,8 @@ only record, with metrics a test scripts (requests per second and error share by
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from rotator.analysis import judge
@@ -131,6 +133,32 @@ def test_a_canary_answering_errors_rolls_back_before_the_approval(world):
     assert "metric analysis failed: error ratio 20.00% > 5.00%" in record.reason
     assert max(s["weights"].get("green", 0) for s in store.snapshots) == 5
     assert record.analysis["last"]["verdict"] == "failed"
+
+
+def test_a_period_is_judged_as_soon_as_cloudwatch_publishes_it(world):
+    """Errors start on a period boundary while the canary carries 5 %: the rollback moves
+    weight the moment that period is published (its end + CloudWatch's delay), not a poll
+    interval later."""
+    store = MemoryStore(world)
+    metrics = FakeMetrics(world)
+    delay, bad_from = 1.5, {}
+    metrics.rates["blue"] = lambda t: (100.0, 0.0)
+    metrics.rates["green"] = lambda t: (5.0, 0.5 if t >= bad_from.get("t", math.inf) else 0.0)
+    eng = engine(world, store, canary(), metrics=metrics, metrics_delay=delay)
+    original = world.clock.sleep
+
+    def sleep(seconds):
+        if world.weights.get("green") and "t" not in bad_from:
+            now = world.clock()
+            bad_from["t"] = math.ceil(now / metrics.period) * metrics.period + metrics.period
+        original(seconds)
+
+    eng.sleep = sleep
+    record = eng.start("ami-0123abcd")
+    assert record.status is RotationStatus.ROLLED_BACK, record.reason
+    published = bad_from["t"] + metrics.period + delay
+    back = next(s for s in record.rollback_steps if s.kind == "rollback-weights")
+    assert published <= back.started_at <= published + 0.1
 
 
 def test_a_good_canary_passes_its_gates_on_metrics(world):

@@ -109,6 +109,8 @@ def status_cmd():
         _say(f"  load balancers:   each on its own 127.x.y.z, port {info['lb_port']} "
              f"(health checks and metrics at time scale {info.get('time_scale', 1):.4g}, "
              f"CloudWatch period {info.get('metric_period', 60)}s)")
+    if info.get("addresses"):
+        _say(f"  addresses:        {info['addresses']} (where a private address listens)")
     _say(f"  terraform:        {info['terraform']} (providers: "
          + (", ".join(sorted(info['reattach'])) or "launched per command") + ")")
     seed = box.seed()

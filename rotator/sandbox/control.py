@@ -196,17 +196,29 @@ class Sandbox:
                 record = session.engine(Prefixed()).start(amis[session.group.aws.region])
             return name, record.status.value + (f": {record.reason}" if record.reason else "")
 
+        def build_pair(names: list[str]) -> list[tuple[str, str]]:
+            return [build(name) for name in names]  # a pair's two groups one after the other
+
         results = {}
         with ThreadPoolExecutor(5) as pool:
-            for name, outcome in pool.map(build, self.project.group_names()):
-                results[name] = outcome
-                say(f"  {name}: {outcome}")
+            for built in pool.map(build_pair, self._build_order()):
+                for name, outcome in built:
+                    results[name] = outcome
+                    say(f"  {name}: {outcome}")
         bad = {n: o for n, o in results.items() if not o.startswith(("done", "already"))}
         if bad:
             raise SandboxError("the base world could not be built: " + "; ".join(
                 f"{n}: {o}" for n, o in bad.items()))
         self._masters_take_traffic(say)
         return {"base_amis": amis, "groups": results}
+
+    def _build_order(self) -> list[list[str]]:
+        """The groups to build, a pair's two together (its standby second): the two share
+        their records and edge, so their rotations run one at a time."""
+        names = self.project.group_names()
+        standby = {n: self.project.group(n).peer for n in names if self.project.group(n).standby}
+        return [[n, *[s for s, peer in standby.items() if peer == n]]
+                for n in names if n not in standby or standby[n] not in names]
 
     def _masters_take_traffic(self, say) -> None:
         """A pair's standby carries no weight until a failover."""

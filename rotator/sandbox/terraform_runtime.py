@@ -38,6 +38,14 @@ REGION_OF_GROUP = {
 }
 
 
+# The sandbox's Terraform runs on one core, and its long-lived providers at a lower CPU
+# priority: at each command's start the CLI and the provider load the AWS provider's
+# schema, which took both cores of a 2-core machine for a second or more, while the world
+# (standing in for AWS's load balancers) was serving requests.
+TOOL_ENV = {"GOMAXPROCS": "1"}
+TOOL_NICENESS = 10
+
+
 def state_bucket(region: str) -> str:
     """One state bucket per region: a bucket made in aws-cn is invisible to aws clients."""
     return f"rotator-tfstate-{region}"
@@ -150,7 +158,9 @@ class TerraformRuntime:
                     # The sandbox provider signs with dummy keys only, whatever the shell holds.
                     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
                     env.update(emulator_env(self.endpoint_url, region))
-                    current = ProviderDaemon(self.provider_binary(), env, workdir).start()
+                    env.update(TOOL_ENV)
+                    current = ProviderDaemon(self.provider_binary(), env, workdir,
+                                             niceness=TOOL_NICENESS).start()
             self.daemons[region] = current
             return current
 

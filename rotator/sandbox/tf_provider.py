@@ -42,10 +42,12 @@ class ProviderDaemon:
     Terraform command, and ``stop()`` at the end. ``attach(workdir)`` finds one that
     another process started."""
 
-    def __init__(self, binary: Path | str, env: Mapping[str, str], workdir: Path | str):
+    def __init__(self, binary: Path | str, env: Mapping[str, str], workdir: Path | str,
+                 niceness: int = 0):
         self.binary = Path(binary)
         self.env = dict(env)
         self.workdir = Path(workdir)
+        self.niceness = niceness  # a lower CPU priority, through nice(1) where there is one
         self.pid: int | None = None
         self.reattach: dict | None = None
         self._proc: subprocess.Popen | None = None
@@ -64,8 +66,10 @@ class ProviderDaemon:
         # The provider makes its unix socket under TMPDIR: keep it where stop() cleans.
         env["TMPDIR"] = str(sockets)
         with open(out_path, "wb") as out, open(self.workdir / "provider.log", "ab") as log:
+            nice = shutil.which("nice") if self.niceness else None
+            prefix = [nice, "-n", str(self.niceness)] if nice else []
             self._proc = subprocess.Popen(
-                [str(self.binary), "-debug"],
+                [*prefix, str(self.binary), "-debug"],
                 stdout=out,
                 stderr=log,
                 stdin=subprocess.DEVNULL,

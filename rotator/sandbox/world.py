@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -40,14 +41,20 @@ from rotator.sandbox.consul.durations import format_duration
 from rotator.sandbox.dataplane import DEFAULT_TIME_SCALE, DataPlane, parse_time_scale
 from rotator.sandbox.dns import MotoHostedZones, SandboxDns
 from rotator.sandbox.dns.answers import EvenDraws
+from rotator.sandbox.ec2_view import Ec2View
+from rotator.sandbox.heap import keep_collections_short
 from rotator.sandbox.marathon import Agent, MarathonEmulator, MarathonFleet, ServerThread, TaskInfo
-from rotator.sandbox.terraform_runtime import TerraformRuntime, emulator_backend
+from rotator.sandbox.terraform_runtime import TOOL_ENV, TerraformRuntime, emulator_backend
 
 log = logging.getLogger("rotator.sandbox.world")
 
 REGIONS = ("cn-north-1", "ap-southeast-1")
-SWEEP_SECONDS = 2.0
 SANDBOX_RECORD_TTL = 10
+# How long a thread that wants the GIL waits before the holder must let go (Python's
+# default: 5 ms). The data plane's event loop gives the GIL up at every socket call; with
+# moto busy serving Terraform in another thread, each call cost it up to 5 ms and requests
+# queued behind them. Threads only switch this often when one of them waits.
+SWITCH_INTERVAL = 0.0005
 # What a proxy instance's /health reflects: "backends" (a healthy task behind it), as a
 # marathon-lb style proxy does, so a slot's ELB lags its apps by its health checks (rotator
 # waits for it before moving weight); "proxy" (the proxy process alone) for experiments.
@@ -156,44 +163,31 @@ class Registrator:
 
 
 class SlotMarathons:
-    """Finds (and creates) the Marathon emulator behind a slot's Marathon address."""
+    """Finds (and creates) the Marathon emulator behind a slot's Marathon address.
+
+    What it knows of EC2 comes from the world's :class:`Ec2View`: a slot's agents are
+    read again only after an instance changed, and ``sweep`` runs after such a change.
+    """
 
     def __init__(self, aws: AwsEmulator, consul: ConsulCore, step_seconds: float,
-                 dataplane: DataPlane | None = None, time_scale: float = 1.0):
+                 dataplane: DataPlane | None = None, time_scale: float = 1.0,
+                 ec2: Ec2View | None = None):
         self.aws = aws
         self.consul = consul
         self.step_seconds = step_seconds
         self.dataplane = dataplane
         self.time_scale = time_scale
+        self.ec2 = ec2 or Ec2View(aws)
         self.by_ip: dict[str, tuple[MarathonEmulator, Registrator, str, str]] = {}
         # (region, group, slot) -> Marathon; read without the lock (the data plane's
         # proxies ask on every change of their tasks and must not wait for EC2 reads)
         self.by_slot: dict[tuple[str, str, str], MarathonEmulator] = {}
         self.lock = threading.Lock()
 
-    def _instances(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        ec2 = self.aws.client("ec2", region, internal=True)
-        out = []
-        for page in ec2.get_paginator("describe_instances").paginate(Filters=[
-                {"Name": "instance-state-name", "Values": ["pending", "running"]}, *filters]):
-            for res in page["Reservations"]:
-                out.extend(res["Instances"])
-        return out
-
     def _agents(self, region: str, group: str, slot: str):
-        cache: dict[str, Any] = {"at": 0.0, "agents": []}
-
         def agents() -> list[Agent]:
-            if time.monotonic() - cache["at"] > 5.0:
-                found = self._instances(region, [
-                    {"Name": "tag:role", "Values": ["mesos-agent"]},
-                    {"Name": "tag:group", "Values": [group]},
-                    {"Name": "tag:slot", "Values": [slot]},
-                ])
-                cache["agents"] = [Agent(i["InstanceId"], i.get("PrivateIpAddress", i["InstanceId"]))
-                                   for i in sorted(found, key=lambda i: i["InstanceId"])]
-                cache["at"] = time.monotonic()
-            return cache["agents"]
+            return [Agent(i.id, i.private_ip or i.id)
+                    for i in self.ec2.find(region, role="mesos-agent", group=group, slot=slot)]
         return agents
 
     def resolve(self, host_port: str) -> MarathonEmulator | None:
@@ -201,28 +195,22 @@ class SlotMarathons:
         with self.lock:
             if ip in self.by_ip:
                 return self.by_ip[ip][0]
-            for region in REGIONS:
-                found = self._instances(region, [
-                    {"Name": "private-ip-address", "Values": [ip]},
-                    {"Name": "tag:role", "Values": ["marathon"]},
-                ])
-                if not found:
-                    continue
-                inst = found[0]
-                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-                group, slot = tags.get("group", "?"), tags.get("slot", "?")
-                registrator = Registrator(self.consul, region, group, slot, self.time_scale)
-                runtime = (None if self.dataplane is None
-                           else self.dataplane.slot_tasks(region, inst.get("VpcId", "")))
-                emulator = MarathonEmulator(agents=self._agents(region, group, slot),
-                                            step_seconds=self.step_seconds,
-                                            listener=registrator, leader=host_port,
-                                            runtime=runtime, time_scale=self.time_scale)
-                self.by_ip[ip] = (emulator, registrator, region, inst["InstanceId"])
-                self.by_slot[(region, group, slot)] = emulator
-                log.info("Marathon for %s/%s at %s", group, slot, host_port)
-                return emulator
-        return None
+            inst = self.ec2.at(ip, REGIONS, role="marathon")
+            if inst is None:
+                return None
+            region = inst.region
+            group, slot = inst.tag("group") or "?", inst.tag("slot") or "?"
+            registrator = Registrator(self.consul, region, group, slot, self.time_scale)
+            runtime = (None if self.dataplane is None
+                       else self.dataplane.slot_tasks(region, inst.vpc_id or ""))
+            emulator = MarathonEmulator(agents=self._agents(region, group, slot),
+                                        step_seconds=self.step_seconds,
+                                        listener=registrator, leader=host_port,
+                                        runtime=runtime, time_scale=self.time_scale)
+            self.by_ip[ip] = (emulator, registrator, region, inst.id)
+            self.by_slot[(region, group, slot)] = emulator
+            log.info("Marathon for %s/%s at %s", group, slot, host_port)
+            return emulator
 
     def for_slot(self, region: str, group: str, slot: str) -> MarathonEmulator | None:
         """The Marathon of a slot, once it has been addressed (a slot's proxies ask)."""
@@ -237,8 +225,7 @@ class SlotMarathons:
         with self.lock:
             entries = list(self.by_ip.items())
         for ip, (_, registrator, region, instance_id) in entries:
-            alive = self._instances(region, [{"Name": "instance-id", "Values": [instance_id]}])
-            if not alive:
+            if not self.ec2.alive(region, instance_id):
                 registrator.forget_all()
                 emulator = self.by_ip.get(ip, (None,))[0]
                 runtime = getattr(emulator, "runtime", None)
@@ -262,6 +249,7 @@ class World:
         self.time_scale = time_scale
         self.proxy_health = proxy_health
         self._stop = threading.Event()
+        self._instances_changed = threading.Event()
 
     def start(self) -> dict[str, Any]:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -273,8 +261,10 @@ class World:
         self.consul = ConsulCore(list(REGIONS), probe_target=self._consul_probe_target)
         self.consul_server = ConsulServer(self.consul, port=0)
         self.consul_server.start()
+        self.ec2 = Ec2View(self.aws)
+        self.ec2.on_change(self._instances_changed.set)
         self.marathons = SlotMarathons(self.aws, self.consul, self.step_seconds,
-                                       self.dataplane, self.time_scale)
+                                       self.dataplane, self.time_scale, self.ec2)
         self.dataplane.start()
         self.fleet_server = ServerThread(MarathonFleet(self.marathons.resolve,
                                                        self.marathons.emulators))
@@ -298,6 +288,7 @@ class World:
             "cli_config": str(self.terraform.cli_config),
             "reattach": reattach,
             "lb_port": self.dataplane.lb_port,
+            "addresses": self.dataplane.lookup.url,
             "time_scale": self.time_scale,
             "proxy_health": self.proxy_health,
             "metric_period": self.dataplane.metric_period,
@@ -311,7 +302,12 @@ class World:
         return self.dataplane.lb_address(dns_name)
 
     def _sweeper(self) -> None:
-        while not self._stop.wait(SWEEP_SECONDS):
+        """Sweeps after every change of an instance, never on a timer."""
+        while True:
+            self._instances_changed.wait()
+            if self._stop.is_set():
+                return
+            self._instances_changed.clear()
             try:
                 self.marathons.sweep()
             except Exception:  # the sweeper must outlive a failed EC2 read
@@ -336,9 +332,10 @@ class World:
 
     def stop(self) -> None:
         self._stop.set()
+        self._instances_changed.set()
         for part in (self.terraform.stop, self.dns.stop, self.fleet_server.stop,
-                     self.consul_server.stop, self.consul.close, self.dataplane.stop,
-                     self.aws.stop):
+                     self.consul_server.stop, self.consul.close, self.ec2.close,
+                     self.dataplane.stop, self.aws.stop):
             try:
                 part()
             except Exception:
@@ -357,7 +354,7 @@ def environment_document(info: dict[str, Any], state_path: str) -> dict[str, Any
             "cli_config_file": info["cli_config"],
             "reattach_providers_by_region": info["reattach"],
             "backend_config": emulator_backend(info["aws"]),
-            "extra_env": {"AWS_EC2_METADATA_DISABLED": "true"},
+            "extra_env": {"AWS_EC2_METADATA_DISABLED": "true", **TOOL_ENV},
         },
         "marathon": {"proxy": info["marathon_proxy"], "anonymous": True},
         "consul": {"address": info["consul"], "anonymous": True},
@@ -394,6 +391,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         info = world.start()
+        world.aws.wait_ready()
+        keep_collections_short()  # moto is loaded: what stays for the world's lifetime
+        sys.setswitchinterval(SWITCH_INTERVAL)
         tmp = folder / "world.json.tmp"
         tmp.write_text(json.dumps(info, indent=1))
         tmp.replace(folder / "world.json")

@@ -54,6 +54,35 @@ def test_percentiles_from_raw_values(world):
     assert values["q2"] == [0.099]
 
 
+def test_a_direct_put_reads_back_as_a_put_over_http(world):
+    """The data plane writes its metrics into moto in-process; what CloudWatch answers is
+    what it answers for the same data sent with boto3."""
+    cw = world.client("cloudwatch")
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    data = [{"MetricName": "Latency", "Timestamp": at, "Unit": "Seconds",
+             "Dimensions": [{"Name": "LoadBalancerName", "Value": "lb"}],
+             "Values": [0.001, 0.002, 0.009], "Counts": [5.0, 3.0, 1.0]},
+            {"MetricName": "HealthyHostCount", "Timestamp": at, "Unit": "Count",
+             "Dimensions": [{"Name": "LoadBalancerName", "Value": "lb"}],
+             "StatisticValues": {"SampleCount": 2.0, "Sum": 4.0, "Minimum": 2.0, "Maximum": 2.0}},
+            {"MetricName": "RequestCount", "Timestamp": at, "Unit": "Count",
+             "Dimensions": [{"Name": "LoadBalancerName", "Value": "lb"}], "Value": 9.0}]
+    over_http, direct = f"Test/{uuid.uuid4().hex[:6]}", f"Test/{uuid.uuid4().hex[:6]}"
+    cw.put_metric_data(Namespace=over_http, MetricData=data)
+    world.aws.put_metric_data("cn-north-1", direct, data)
+    start, end = _window()
+
+    def read(ns: str) -> list:
+        return [cw.get_metric_statistics(
+            Namespace=ns, MetricName=d["MetricName"], Dimensions=d["Dimensions"],
+            StartTime=start, EndTime=end, Period=60,
+            Statistics=["SampleCount", "Sum", "Minimum", "Maximum"],
+            ExtendedStatistics=["p50", "p99"])["Datapoints"] for d in data]
+
+    assert read(direct) == read(over_http)
+    assert read(direct)[0][0]["ExtendedStatistics"] == {"p50": 0.001, "p99": 0.009}
+
+
 def test_a_statistic_set_has_no_percentile(world):
     cw = world.client("cloudwatch")
     ns = f"Test/{uuid.uuid4().hex[:6]}"

@@ -31,7 +31,8 @@ def test_a_task_answers_its_identity_at_its_host_port(world):
         body = http().get(endpoint.url + "/", timeout=5).json()
         agent = agents[task["slaveId"]]
         assert body == {"app": "/shop/web", "task": task["id"], "slot": "blue",
-                        "ami": agent["ImageId"], "version": version}
+                        "ami": agent["ImageId"], "version": version,
+                        "group": slot.group}
         assert http().get(endpoint.url + "/health", timeout=5).status_code == 200
     # tasks of one agent listen on distinct loopback ports
     assert len({world.endpoint(slot, t["host"], t["ports"][0]) for t in tasks}) == 2
@@ -79,3 +80,23 @@ def test_consul_checks_pass_and_fail_from_real_probes(world):
     wait_for(lambda: "critical" in statuses())
     slot.marathon.set_health("/api", "healthy")
     wait_for(lambda: statuses() == ["passing", "passing"])
+
+
+def test_the_address_book_answers_over_http_where_a_task_listens(world):
+    slot = world.slot(cidr="10.64.0.0/16")
+    deploy(slot, app("/lookup/web", instances=1))
+    task = slot.marathon.app_tasks("/lookup/web")[0]
+    session = http()
+    url = world.plane.lookup.url
+    found = session.get(url, params={"ip": task["host"], "port": task["ports"][0],
+                                     "region": REGION}, timeout=5).json()
+    mine = [e for e in found if e["network"] == slot.vpc]
+    assert len(mine) == 1
+    endpoint = world.endpoint(slot, task["host"], task["ports"][0])
+    assert (mine[0]["host"], mine[0]["endpoint_port"]) == (endpoint.host, endpoint.port)
+    body = session.get(f"http://{mine[0]['host']}:{mine[0]['endpoint_port']}/", timeout=5).json()
+    assert body["task"] == task["id"]
+    every = session.get(url, timeout=5).json()
+    assert mine[0] in every and len(every) >= len(found)
+    assert session.get(url, params={"port": "x"}, timeout=5).status_code == 400
+    assert session.get(url.replace("/addresses", "/"), timeout=5).status_code == 404

@@ -260,7 +260,9 @@ class Load:
             self.proc.wait(30)
 
 
-def _prepare(root: Path) -> None:
+def prepare_project(root: Path, *, draining: int | None = 2) -> None:
+    """A copy of the project's groups, edge roots and policies, with the fast test policies;
+    the edge target groups drain for ``draining`` seconds (None: as group.yaml says)."""
     (root / "groups").mkdir(parents=True)
     for name in (*GROUPS, "_modules"):
         shutil.copytree(ROOT / "groups" / name, root / "groups" / name,
@@ -270,15 +272,17 @@ def _prepare(root: Path) -> None:
     shutil.copytree(ROOT / "policies", root / "policies")
     for name, text in FAST_POLICIES.items():
         (root / "policies" / f"{name}.yaml").write_text(text.lstrip())
+    if draining is None:
+        return
     for conf in (root / "groups").glob("*/group.yaml"):  # short draining: faster retires
-        conf.write_text(re.sub(r"deregistration_delay: \d+", "deregistration_delay: 2",
+        conf.write_text(re.sub(r"deregistration_delay: \d+", f"deregistration_delay: {draining}",
                                conf.read_text()))
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    _prepare(root)
+    prepare_project(root)
     box = Sandbox(root)
     started = time.monotonic()
     up = box.rotate("sandbox", "up", "--step-seconds", "0.3", timeout=600)

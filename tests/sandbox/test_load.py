@@ -67,6 +67,26 @@ def test_requests_are_counted_by_the_slot_and_ami_that_served_them(balancers):
     assert result.dns_lookups == total["requests"]
 
 
+def test_a_run_ends_when_it_is_told_to_stop(balancers):
+    async def go():
+        stop = asyncio.Event()
+
+        def count(outcome) -> None:
+            seen.append(outcome)
+            if len(seen) == 10:
+                stop.set()
+
+        return await run_load(NAME, LoadSettings(rps=200, duration=600, clients=5,
+                                                 lb_port=balancers.port),
+                              FixedLookup(BLUE), observers=(count,), stop=stop)
+
+    seen: list = []
+    result = asyncio.run(go())
+    # every client sends nothing after the stop; those in flight finish
+    assert 10 <= result.tally.total.requests == len(seen) <= 10 + 5 - 1
+    assert result.tally.total.failed == 0 and result.elapsed < 600
+
+
 @pytest.mark.parametrize(("behaviour", "cause"), [
     ("refused", "refused"), ("reset", "reset"), ("silent", "timeout"), ("5xx", "5xx")])
 def test_failed_requests_are_sorted_by_cause(behaviour, cause):

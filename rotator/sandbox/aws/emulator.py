@@ -11,6 +11,7 @@ moto keeps its state per process: emulators started in one process share it.
 
 from __future__ import annotations
 
+import datetime
 import io
 import threading
 import time
@@ -68,6 +69,9 @@ class AwsEmulator:
         self._observers: list[Callable[[str | None], None]] = []
         # Where real health-check results come from (the world's data plane); None: moto's.
         self.health_source: Any = None
+        # Called before moto serves each request, under the emulator's lock: the world's
+        # data plane makes AWS requests wait while its event loop is behind.
+        self.before_serving: Callable[[], None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -105,8 +109,9 @@ class AwsEmulator:
                 create_backend_app,
             )
 
-            from . import cloudwatch_fixes, health_fixes, moto_fixes
+            from . import cloudwatch_fixes, dispatch_fixes, health_fixes, moto_fixes
 
+            dispatch_fixes.install()
             health_fixes.install()  # first: the fixes of moto_fixes wrap these
             moto_fixes.install()
             cloudwatch_fixes.install()
@@ -207,6 +212,26 @@ class AwsEmulator:
         self.wait_ready()
         with _MOTO_LOCK:
             return read()
+
+    def put_metric_data(self, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
+        """What an internal ``PutMetricData`` of the default account does, without its
+        round trip: for a period's latency histograms, boto3's serialising and moto's
+        parsing held the GIL for tens of milliseconds, which the world's other threads
+        (the data plane's event loop) then waited for."""
+        self.wait_ready()
+        from moto.cloudwatch.models import cloudwatch_backends
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        # moto's parser hands its backend naive UTC timestamps
+        parsed = [{**d, "Timestamp": _naive_utc(d["Timestamp"])} if "Timestamp" in d else d
+                  for d in data]
+        token = serving.set(self)
+        try:
+            with _MOTO_LOCK:
+                cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].put_metric_data(namespace, parsed)
+        finally:
+            serving.reset(token)
+        self._notify("cloudwatch:PutMetricData")
 
     # ------------------------------------------------------------------ faults
 
@@ -379,6 +404,8 @@ class AwsEmulator:
             # that had been stored and failed on its own resources (InvalidSubnet.Conflict,
             # DuplicateLoadBalancerName). One request at a time.
             with _MOTO_LOCK:
+                if self.before_serving is not None:
+                    self.before_serving()
                 result = list(self._moto_app(environ, start_response))
         finally:
             serving.reset(token)
@@ -414,6 +441,12 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

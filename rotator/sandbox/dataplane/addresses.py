@@ -50,6 +50,12 @@ class AddressBook:
             if not entries:
                 self._entries.pop((ip, int(port)), None)
 
+    def entries(self) -> list[tuple[str, int, str, str, Endpoint]]:
+        """Every (ip, port, region, network, endpoint) the book holds."""
+        with self._lock:
+            return [(ip, port, e.region, e.network, e.endpoint)
+                    for (ip, port), entries in self._entries.items() for e in entries]
+
     def lookup(self, ip: str, port: int, *, region: str | None = None,
                networks: Iterable[str] | None = None) -> Endpoint | None:
         """Where ``ip:port`` listens, seen from ``networks`` (None: any) of ``region``."""

@@ -163,6 +163,20 @@ def _forward(listener: Any) -> tuple[tuple[str, int], ...]:
     return ()
 
 
+def read_instances() -> list[Instance]:
+    """Every EC2 instance of every region, in any state. Call under the AWS emulator's lock."""
+    from moto.ec2.models import ec2_backends
+
+    out = []
+    for region, ec2 in _regions(ec2_backends):
+        tags = ec2.tags
+        for reservation in list(ec2.reservations.values()):
+            for inst in reservation.instances:
+                out.append(Instance(inst.id, region, inst.state, inst.private_ip, inst.vpc_id,
+                                    inst.image_id, tuple(sorted(tags.get(inst.id, {}).items()))))
+    return out
+
+
 def read_inventory() -> Inventory:
     """Call under the AWS emulator's lock."""
     from moto.ec2.models import ec2_backends
@@ -170,13 +184,8 @@ def read_inventory() -> Inventory:
     from moto.elbv2.models import elbv2_backends
 
     inv = Inventory()
-    for region, ec2 in _regions(ec2_backends):
-        tags = ec2.tags
-        for reservation in list(ec2.reservations.values()):
-            for inst in reservation.instances:
-                inv.instances[inst.id] = Instance(
-                    inst.id, region, inst.state, inst.private_ip, inst.vpc_id, inst.image_id,
-                    tuple(sorted(tags.get(inst.id, {}).items())))
+    inv.instances = {i.id: i for i in read_instances()}
+    for _region, ec2 in _regions(ec2_backends):
         for pcx in list(ec2.vpc_pcxs.values()):
             if pcx._status.code != "active":
                 continue

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+from .pacing import WatchedSelector, yield_while_behind
 
 T = TypeVar("T")
 
@@ -14,8 +17,11 @@ T = TypeVar("T")
 class LoopThread:
     """``run(coro)`` from any other thread; ``spawn(coro)`` without waiting."""
 
-    def __init__(self, name: str = "dataplane") -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, name: str = "dataplane",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.selector = WatchedSelector(clock)
+        self._clock = clock
+        self.loop = asyncio.SelectorEventLoop(self.selector)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
 
@@ -39,6 +45,11 @@ class LoopThread:
         if self.in_loop():
             raise RuntimeError("LoopThread.run called from its own loop")
         return self.spawn(coro).result(timeout)
+
+    def yield_while_behind(self) -> None:
+        """In another thread: wait while the loop is behind (:mod:`.pacing`)."""
+        if not self.in_loop():
+            yield_while_behind(self.selector, self._clock)
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)

@@ -12,7 +12,8 @@ them before that request's answer leaves (so once ``DeregisterTargets`` returns,
 request goes to the target), and once more every ``RESYNC_SECONDS`` for anything else.
 
 Interfaces for the rest of the sandbox: ``lb_port`` (the port every load balancer
-listens on, each at its own loopback address), ``lb_address(dns_name)``,
+listens on, each at its own loopback address), ``lb_address(dns_name)``, ``lookup.url``
+(the address book over HTTP, :mod:`.lookup`),
 ``slot_tasks(region, vpc_id)`` (a Marathon ``TaskRuntime``) and ``sync()``.
 """
 
@@ -31,6 +32,7 @@ from .balancers import AddressPool, LoadBalancers, pick_port
 from .faults import ReleaseFault
 from .health import Verdict
 from .inventory import Inventory, read_inventory
+from .lookup import AddressLookup
 from .loop import LoopThread
 from .metrics import MetricBook, MetricPublisher
 from .probes import probe_session
@@ -75,9 +77,9 @@ class DataPlane:
         self._proxies: dict[str, ProxyInstance] = {}
         self._facts: dict[tuple[str, str], AgentFacts] = {}
         self._images: dict[tuple[str, str], ReleaseFault | None] = {}
-        self._cw_clients: dict[str, Any] = {}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self.balancers: LoadBalancers | None = None
+        self._applied: Inventory | None = None
         self.lb_port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -87,6 +89,8 @@ class DataPlane:
         addresses = AddressPool()
         self.lb_port, self._port_holder = pick_port(addresses)
         self.loop.run(self._open_sessions())
+        self.lookup = AddressLookup(self.book)
+        self.loop.run(self.lookup.server.start())
         self.balancers = LoadBalancers(self.book, self.metrics, self.time_scale, self.lb_port,
                                        addresses, self._health_changed,
                                        lambda: self._sessions["probe"], self._clock)
@@ -94,6 +98,7 @@ class DataPlane:
                                          before=self._sample_hosts)
         self.loop.call_soon(self.publisher.start)
         self.aws.health_source = self
+        self.aws.before_serving = self.loop.yield_while_behind  # requests first, then AWS
         self.aws.add_observer(self._aws_changed)
         self.sync()
         threading.Thread(target=self._resync, name="dataplane-resync", daemon=True).start()
@@ -109,6 +114,8 @@ class DataPlane:
         self.aws.remove_observer(self._aws_changed)
         if self.aws.health_source is self:
             self.aws.health_source = None
+        if self.aws.before_serving == self.loop.yield_while_behind:
+            self.aws.before_serving = None
         try:
             self.loop.run(self._close(), timeout=10)
         except Exception:
@@ -118,6 +125,7 @@ class DataPlane:
 
     async def _close(self) -> None:
         self.publisher.stop()
+        self.lookup.server.abort()
         for proxy in self._proxies.values():
             proxy.close()
         self._proxies.clear()
@@ -143,7 +151,12 @@ class DataPlane:
         """Read the emulator's models and serve what they say, before returning."""
         with self._sync_lock:
             inventory = self.aws.inspect(read_inventory)
+            # most changing requests (a Terraform apply's routes, security groups, tags)
+            # change nothing served: the event loop is then left to its requests
+            if inventory == self._applied:
+                return
             self.loop.run(self._apply(inventory), timeout=30)
+            self._applied = inventory
 
     async def _apply(self, inv: Inventory) -> None:
         wanted = {i.id: i for i in inv.proxies()}
@@ -213,8 +226,9 @@ class DataPlane:
         ami = instance.image_id or ""
         if (region, ami) not in self._images:
             self._images[(region, ami)] = ReleaseFault.from_tags(dict(ec2.tags.get(ami, {})))
-        slot = dict(ec2.tags.get(instance_id, {})).get("slot", "")
-        return AgentFacts(slot, ami, self._images[(region, ami)])
+        tags = dict(ec2.tags.get(instance_id, {}))
+        return AgentFacts(tags.get("slot", ""), ami, self._images[(region, ami)],
+                          tags.get("group", ""))
 
     # ------------------------------------------------------------------ metrics
 
@@ -227,8 +241,4 @@ class DataPlane:
         self.balancers.sample_hosts()
 
     def _put_metrics(self, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
-        client = self._cw_clients.get(region)
-        if client is None:
-            client = self._cw_clients[region] = self.aws.client("cloudwatch", region,
-                                                                internal=True)
-        client.put_metric_data(Namespace=namespace, MetricData=data)
+        self.aws.put_metric_data(region, namespace, data)

@@ -43,6 +43,7 @@ class AgentFacts:
     slot: str
     ami: str
     fault: ReleaseFault | None
+    group: str = ""
 
 
 # (region, agent instance id) -> facts; may block (reads the AWS emulator)
@@ -123,6 +124,7 @@ class TaskEndpoint:
         facts = self.facts
         return {"app": self.info.app_id, "task": self.info.task_id,
                 "slot": facts.slot if facts else None, "ami": facts.ami if facts else None,
+                "group": facts.group if facts else None,
                 "version": self.info.version}
 
 

@@ -24,6 +24,7 @@ class Outcome:
     slot: str = UNKNOWN
     ami: str = UNKNOWN
     app: str = UNKNOWN
+    group: str = UNKNOWN
     address: str = ""
 
     @property
@@ -32,14 +33,14 @@ class Outcome:
 
 
 def served_by(body: bytes) -> dict[str, str]:
-    """The task's identity from its JSON answer (``{app, task, slot, ami, version}``)."""
+    """The task's identity from its JSON answer (``{app, task, slot, ami, group, version}``)."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: str(data[k]) for k in ("slot", "ami", "app") if data.get(k) is not None}
+    return {k: str(data[k]) for k in ("slot", "ami", "app", "group") if data.get(k) is not None}
 
 
 def cause_of_status(status: int) -> str | None:

@@ -46,7 +46,9 @@ def text(report: dict[str, Any]) -> str:
         f"  served   {served}   by slot: {_shares(report['by_slot'], served)}",
         f"           by AMI: {_shares(report['by_ami'], served)}",
         f"  failed   {report['failed']}   "
-        + "  ".join(f"{c} {report['failed_by_cause'][c]}" for c in CAUSES),
+        + "  ".join(f"{c} {report['failed_by_cause'][c]}" for c in CAUSES)
+        + "   by client: " + "  ".join(f"{k} {n}"
+                                       for k, n in report["failed_by_client_kind"].items()),
         "  latency  " + (f"p50 {latency['p50']} ms  p99 {latency['p99']} ms  max {latency['max']} ms"
                          if latency["p50"] is not None else "-"),
         f"  dns      {report['dns_lookups']} lookups",

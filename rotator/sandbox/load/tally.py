@@ -32,7 +32,10 @@ class Counts:
     by_slot: Counter = field(default_factory=Counter)
     by_ami: Counter = field(default_factory=Counter)
     by_app: Counter = field(default_factory=Counter)
+    by_group: Counter = field(default_factory=Counter)  # a pair's master or slave
     by_kind: dict[str, Counter] = field(default_factory=dict)  # client kind -> slot -> n
+    failed_by_kind: Counter = field(default_factory=Counter)
+    failed_between: tuple[float, float] | None = None  # first and last failure's start
     latencies: array = field(default_factory=lambda: array("d"))  # of served requests
 
     def add(self, outcome: Outcome) -> None:
@@ -41,11 +44,15 @@ class Counts:
             self.by_slot[outcome.slot] += 1
             self.by_ami[outcome.ami] += 1
             self.by_app[outcome.app] += 1
+            self.by_group[outcome.group] += 1
             self.by_kind.setdefault(KINDS[outcome.honours_ttl], Counter())[outcome.slot] += 1
             self.latencies.append(outcome.latency)
         else:
             self.failed += 1
             self.failed_by_cause[outcome.cause] += 1
+            self.failed_by_kind[KINDS[outcome.honours_ttl]] += 1
+            first, last = self.failed_between or (outcome.started, outcome.started)
+            self.failed_between = (min(first, outcome.started), max(last, outcome.started))
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -57,7 +64,12 @@ class Counts:
             "by_slot": dict(sorted(self.by_slot.items())),
             "by_ami": dict(sorted(self.by_ami.items())),
             "by_app": dict(sorted(self.by_app.items())),
+            "by_group": dict(sorted(self.by_group.items())),
             "by_client_kind": {k: dict(sorted(v.items())) for k, v in sorted(self.by_kind.items())},
+            "failed_by_client_kind": {k: self.failed_by_kind.get(k, 0) for k in KINDS.values()},
+            # seconds since the run began: when failures started and stopped (None: no failure)
+            "failed_between_s": (None if self.failed_between is None
+                                 else [round(t, 3) for t in self.failed_between]),
             "latency_ms": {"p50": _ms(percentile(ordered, 0.50)),
                            "p99": _ms(percentile(ordered, 0.99)),
                            "max": _ms(ordered[-1] if ordered else None)},

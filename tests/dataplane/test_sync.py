@@ -1,0 +1,39 @@
+"""The data plane follows the AWS emulator, and leaves its event loop alone when what
+it serves has not changed."""
+
+from __future__ import annotations
+
+
+def test_a_change_that_serves_nothing_new_is_not_applied(world, monkeypatch):
+    applied = []
+    original = world.plane._apply
+
+    async def counting(inventory):
+        applied.append(inventory)
+        await original(inventory)
+
+    monkeypatch.setattr(world.plane, "_apply", counting)
+    world.plane.sync()  # whatever earlier tests left
+    applied.clear()
+    world.plane.sync()
+    ec2 = world.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.71.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.71.1.0/24")["Subnet"]["SubnetId"]
+    ec2.create_security_group(GroupName="unserved", Description="-", VpcId=vpc)
+    assert applied == []
+
+    proxy = ec2.run_instances(ImageId=world.bake(), MinCount=1, MaxCount=1, SubnetId=subnet,
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                  {"Key": "role", "Value": "proxy"}]}])["Instances"][0]
+    assert applied and proxy["InstanceId"] in applied[-1].instances
+    assert any(p.instance.id == proxy["InstanceId"] for p in world.plane._proxies.values())
+    ec2.terminate_instances(InstanceIds=[proxy["InstanceId"]])
+    assert proxy["InstanceId"] not in world.plane._proxies
+
+
+def test_aws_requests_give_way_to_the_loop(world, monkeypatch):
+    assert world.aws.before_serving == world.plane.loop.yield_while_behind
+    calls = []
+    monkeypatch.setattr(world.aws, "before_serving", lambda: calls.append(1))
+    world.client("ec2").describe_vpcs()
+    assert calls == [1]
