@@ -195,6 +195,39 @@ def test_deploy_deadline_cancels_and_rolls_back(world, store):
     assert "deploy deadline passed" in record.reason
 
 
+def test_a_steps_deadline_survives_a_restart(world, store):
+    """The deadline is in the record: a deploy that outlived it while no process ran fails
+    at the resume's first look, not a whole deadline later."""
+    world.deploy_ticks = 10_000
+    eng = engine(world, store, policy("blue-green"))
+
+    def die_while_deploying(seconds):
+        step = (rec := store.load(GROUP.name))["steps"][rec["cursor"]]
+        if step["kind"] == "deploy" and step["acted"]:
+            raise Crash()
+        world.clock.sleep(seconds)
+
+    eng.sleep = die_while_deploying
+    with pytest.raises(Crash):
+        eng.start("ami-0123abcd")
+    store.died()
+    deploy = next(s for s in store.load(GROUP.name)["steps"] if s["kind"] == "deploy")
+    world.clock.now = deploy["deadline"] + 1  # nobody ran it until past its deadline
+    resumed_at, length = world.clock(), deploy["deadline"] - deploy["started_at"]
+    again = engine(world, store, policy("blue-green"))
+
+    def bounded(seconds):
+        assert world.clock() < resumed_at + length, "the deploy got a new deadline"
+        world.clock.sleep(seconds)
+
+    again.sleep = bounded
+    record = again.resume()
+    assert_rolled_back(world, record)
+    failed = next(s for s in record.steps if s.kind == "deploy")
+    assert failed.status is StepStatus.FAILED and "deadline" in failed.reason
+    assert failed.finished_at - resumed_at < 5
+
+
 def test_transient_faults_are_retried_within_the_step(world, store):
     world.faults["provision"] = [transient("provision"), transient("provision")]
     world.faults["route53:ChangeResourceRecordSets"] = [throttled()] * 8  # past AwsCalls' retries
