@@ -25,6 +25,14 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
     raise AssertionError(f"condition not met in {timeout}s")
 
 
+def back_at_the_approval(store, group: str) -> bool:
+    """The controller's resumed run of a waiting canary is at its approval again: a resume
+    first writes 'running' (noting "resumed"), then 'waiting' once it reaches the step."""
+    record = store.load(group) or {}
+    return record.get("status") == "waiting" and any(
+        e.get("msg") == "resumed" for e in record.get("events", []))
+
+
 def fake_engine(world: FakeWorld, store, policy, *, interactive=False, sleep=None,
                 on_event=None) -> Engine:
     return engine(world, store, policy, interactive=interactive, sleep=sleep, on_event=on_event)
