@@ -31,7 +31,7 @@ def exit_code_of(record: RotationRecord) -> int:
         return EXIT_DONE
     if record.status in (RotationStatus.WAITING, RotationStatus.PAUSED):
         return EXIT_WAITING
-    if record.status is RotationStatus.FAILED:
+    if record.status is RotationStatus.ROLLBACK_FAILED:
         return EXIT_ROLLBACK_FAILED
     return EXIT_FAILED
 
@@ -120,7 +120,7 @@ output_option = click.option("--output", type=click.Choice(["text", "json"]), de
 @output_option
 def run_cmd(group, ami, policy_name, yes, dry_run, break_lock, output):
     """Rotate GROUP onto AMI."""
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     validate_ami(ami)
     session = Session.open(_project(), group, policy_name)
@@ -166,7 +166,7 @@ def _finish(record: RotationRecord, output: str) -> None:
         message = {
             RotationStatus.DONE: f"{record.group} now runs {record.ami} on {record.candidate}",
             RotationStatus.ROLLED_BACK: f"rolled back: {record.reason}",
-            RotationStatus.FAILED: f"{record.reason}\n{left_behind(record)}\n"
+            RotationStatus.ROLLBACK_FAILED: f"{record.reason}\n{left_behind(record)}\n"
                                    f"an operator must act: fix the cause, then "
                                    f"`rotate resume {record.group}` finishes the rollback",
             RotationStatus.WAITING: f"waiting for approval: run `rotate promote {record.group}`"
@@ -186,7 +186,7 @@ def _finish(record: RotationRecord, output: str) -> None:
 @output_option
 def plan_cmd(group, ami, policy_name, with_terraform, output):
     """Show the steps a rotation of GROUP onto AMI would run (changes nothing)."""
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     validate_ami(ami)
     session = Session.open(_project(), group, policy_name)
@@ -209,7 +209,7 @@ def plan_cmd(group, ami, policy_name, with_terraform, output):
 def resume_cmd(group, break_lock, override_quiet, output):
     """Carry on GROUP's unfinished rotation or failover (after a crash, a pause or an approval)."""
     from rotator.failover_runner import resume_failover
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     project = _project()
     event = resume_failover(project, group)
@@ -230,7 +230,7 @@ def resume_cmd(group, break_lock, override_quiet, output):
 @output_option
 def abort_cmd(group, reason, output):
     """Roll GROUP's rotation back (before it retires the old slot)."""
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     session = Session.open_current(_project(), group)
     record = session.request(abort=reason, output=output)
@@ -246,7 +246,7 @@ def abort_cmd(group, reason, output):
 @output_option
 def promote_cmd(group, output):
     """Approve GROUP's rotation waiting at an approval step, and carry it on."""
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     session = Session.open_current(_project(), group)
     record = session.request(promote=True, output=output)
@@ -300,12 +300,12 @@ def validate_cmd():
 @output_option
 def failover_cmd(group, peer, force, yes, output):
     """Move all traffic of a master/slave pair from GROUP to its PEER."""
-    from rotator.wiring import run_failover
+    from rotator.failover_runner import failover_between
 
     if sys.stdout.isatty() and not yes and not click.confirm(
             f"Move all traffic of {group}'s shared records to {peer}?", default=False):
         raise InputError("cancelled: nothing was changed")
-    event = run_failover(_project(), group, peer, force=force)
+    event = failover_between(_project(), group, peer, force=force)
     _print_event(event, output)
 
 
@@ -316,7 +316,7 @@ def failover_cmd(group, peer, force, yes, output):
 @output_option
 def failback_cmd(group, force, yes, output):
     """Move the pair's traffic back to GROUP (the master) from its peer."""
-    from rotator.wiring import run_failover
+    from rotator.failover_runner import failover_between
 
     project = _project()
     peer = project.group(group).peer
@@ -326,7 +326,7 @@ def failback_cmd(group, force, yes, output):
     if sys.stdout.isatty() and not yes and not click.confirm(
             f"Move all traffic of the pair back to {group}?", default=False):
         raise InputError("cancelled: nothing was changed")
-    event = run_failover(project, peer, group, force=force, action="failback")
+    event = failover_between(project, peer, group, force=force, action="failback")
     _print_event(event, output)
 
 

@@ -10,7 +10,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +18,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -319,9 +321,33 @@ class GateStep(_Strict):
 class ApproveStep(_Strict):
     approve: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # `- approve:` with nothing after it
 
-PolicyStep = WeightStep | PauseStep | GateStep | ApproveStep
-_STEP_KINDS = {"weight": WeightStep, "pause": PauseStep, "gate": GateStep, "approve": ApproveStep}
+
+_STEP_TAGS = {"weight": "WeightStep", "pause": "PauseStep", "gate": "GateStep",
+              "approve": "ApproveStep"}
+STEPS_EXPECTED = "weight: N, pause: 5m, gate: {...} or approve: {}"
+
+
+def step_kind(value: Any) -> str | None:
+    """A policy step is a mapping with one key, its kind (the model's name is the tag, which
+    error locations leave out); an unknown key is returned as is, for the message."""
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return _STEP_TAGS.get(key, key)
+    return None
+
+
+PolicyStep = Annotated[
+    Annotated[WeightStep, Tag("WeightStep")] | Annotated[PauseStep, Tag("PauseStep")]
+    | Annotated[GateStep, Tag("GateStep")] | Annotated[ApproveStep, Tag("ApproveStep")],
+    Discriminator(step_kind),
+]
 
 
 class Deadlines(_Strict):
@@ -343,28 +369,6 @@ class Policy(_Strict):
     retire: RetireSettings = RetireSettings()
     on_failure: Literal["rollback", "pause"] = "rollback"
     keep_failed_candidate: bool = False
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _parse_steps(cls, raw: Any) -> Any:
-        if not isinstance(raw, list):
-            return raw
-        steps: list[Any] = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict) or len(item) != 1:
-                raise ValueError(
-                    f"step {i}: expected one of weight: N, pause: 5m, gate: {{...}}, approve: {{}}"
-                )
-            kind = next(iter(item))
-            if kind not in _STEP_KINDS:
-                raise ValueError(
-                    f"step {i}: unknown step {kind!r}; expected weight, pause, gate or approve"
-                )
-            value = item[kind]
-            if kind == "approve" and value is None:
-                item = {"approve": {}}
-            steps.append(_STEP_KINDS[kind].model_validate(item))
-        return steps
 
     @model_validator(mode="after")
     def _weights_climb_to_100(self) -> Policy:
@@ -400,6 +404,10 @@ def _errors_from_validation(exc: ValidationError, doc: YamlDocument) -> list[Inp
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "union_tag_invalid" and err["ctx"]["discriminator"] == "step_kind()":
+            msg = f"unknown step {err['ctx']['tag']!r}; expected {STEPS_EXPECTED}"
+        elif err["type"] == "union_tag_not_found" and err["ctx"]["discriminator"] == "step_kind()":
+            msg = f"expected one key: {STEPS_EXPECTED}"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field"
         out.append(InputError(msg, file=str(doc.path), field=field, line=doc.line_of(loc)))
@@ -412,6 +420,20 @@ class ConfigErrors(InputError):
     def __init__(self, errors: list[InputError]):
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
+
+
+def _load_named(model: type[BaseModel], path: Path, name: str, kind: str,
+                known: Callable[[], list[str]], where: str) -> Any:
+    """The ``kind`` called ``name`` from ``path``: refused when there is none (naming the
+    ``known`` ones) or when the name it gives itself differs from ``where`` it is."""
+    if not GROUP_NAME.match(name) or not path.is_file():
+        raise InputError(f"unknown {kind} {name!r} (known: {', '.join(known()) or 'none'})",
+                         file=str(path))
+    loaded = _load_model(model, path)
+    if loaded.name != name:
+        raise InputError(f"name is {loaded.name!r} but {where}", file=str(path), field="name",
+                         line=load_yaml(path).line_of(("name",)))
+    return loaded
 
 
 def _load_model(model: type[BaseModel], path: Path, extra: dict[str, Any] | None = None):
@@ -461,32 +483,14 @@ class Project:
 
     def group(self, name: str) -> GroupConfig:
         path = self.groups_dir / name / "group.yaml"
-        if not GROUP_NAME.match(name) or not path.is_file():
-            known = ", ".join(self.group_names()) or "none"
-            raise InputError(f"unknown group {name!r} (known: {known})", file=str(path))
-        group = _load_model(GroupConfig, path)
-        if group.name != name:
-            raise InputError(
-                f"name is {group.name!r} but the folder is {name!r}",
-                file=str(path),
-                field="name",
-                line=load_yaml(path).line_of(("name",)),
-            )
+        group = _load_named(GroupConfig, path, name, "group", self.group_names,
+                            f"the folder is {name!r}")
         return group.model_copy(update={"directory": path.parent})
 
     def policy(self, name: str) -> Policy:
         path = self.policies_dir / f"{name}.yaml"
-        if not GROUP_NAME.match(name) or not path.is_file():
-            known = ", ".join(self.policy_names()) or "none"
-            raise InputError(f"unknown policy {name!r} (known: {known})", file=str(path))
-        policy = _load_model(Policy, path)
-        if policy.name != name:
-            raise InputError(
-                f"name is {policy.name!r} but the file is {name}.yaml",
-                file=str(path),
-                field="name",
-            )
-        return policy
+        return _load_named(Policy, path, name, "policy", self.policy_names,
+                           f"the file is {name}.yaml")
 
     def apps(self, group: GroupConfig) -> list[tuple[Path, dict[str, Any]]]:
         """The group's Marathon app definitions (shape checked by the apps adapter)."""

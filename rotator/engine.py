@@ -16,6 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
 from rotator.config import GroupConfig, Policy
 from rotator.errors import InputError, Refused, RotatorError, TransientError
 from rotator.identity import holder as _holder
@@ -33,12 +41,14 @@ from rotator.ports import (
     TrafficRouter,
     Verdict,
 )
+from rotator.retries import stop_at, stop_when
 from rotator.state.pair_events import unfinished_failover
 from rotator.steps import STEPS, WATCHED_KINDS, Progress, StepContext, world_weights
 
 log = logging.getLogger(__name__)
 
 MAX_RECHECKS = 20  # per poll interval: a burst of changes is followed, a fake cannot spin
+MAX_ACT_ATTEMPTS = 5  # of a step's side effect after transient faults (adapters retry too)
 
 
 class LockLost(RotatorError):
@@ -253,7 +263,7 @@ class Engine:
                     f"or abort with `rotate abort {self.group.name}`",
                     file=f"policies/{record.policy}.yaml",
                 )
-            if record.status in (RotationStatus.PAUSED, RotationStatus.FAILED):
+            if record.status in (RotationStatus.PAUSED, RotationStatus.ROLLBACK_FAILED):
                 step = record.current_step
                 if step is not None and step.status is StepStatus.FAILED:
                     self._retry(step)
@@ -385,18 +395,12 @@ class Engine:
             self._emit("step-started", record, st)
 
         if not st.acted:
-            self._check_lock()
-            st.acting = True
-            st.attempts += 1
-            self._save(record)  # written before the side effect
             try:
-                step.act(ctx, st)
+                self._act(ctx, record, step, st)
             except TransientError as exc:
-                if self.clock() >= (st.deadline or math.inf):
-                    self._fail(record, ctx, st, f"{st.name}: {exc}")
-                else:
-                    self._emit("step-progress", record, st, f"retrying: {exc}")
-                    self.sleep(min(step.poll_interval * st.attempts, 30.0))
+                if self._requested(record):
+                    return  # an operator's request waits: act on it, then try again
+                self._fail(record, ctx, st, f"{st.name}: {exc} (attempt {st.attempts})")
                 return
             except RotatorError as exc:  # a traffic-guard refusal too: the step failed
                 self._fail(record, ctx, st, str(exc))
@@ -461,6 +465,33 @@ class Engine:
                 self._pause(ctx, left)
             elif left > 0:
                 self.sleep(left)
+
+    def _act(self, ctx: StepContext, record: RotationRecord, step, st: StepState) -> None:
+        """The step's side effect, the record written before each attempt; a transient fault
+        is retried with backoff while the step's deadline, the attempts allowed and the
+        absence of an operator's request permit (the last fault is raised)."""
+        def retrying(state: RetryCallState) -> None:
+            self._emit("step-progress", record, st, f"retrying: {state.outcome.exception()}")
+
+        for attempt in Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=(stop_after_attempt(MAX_ACT_ATTEMPTS) | stop_at(st.deadline, self.clock)
+                  | stop_when(lambda: self._requested(record))),
+            wait=wait_exponential(multiplier=step.poll_interval, max=30.0),
+            sleep=self.sleep, before_sleep=retrying, reraise=True,
+        ):
+            with attempt:
+                self._check_lock()
+                st.acting = True
+                st.attempts += 1
+                self._save(record)  # written before the side effect
+                step.act(ctx, st)
+
+    def _requested(self, record: RotationRecord) -> bool:
+        """An operator's request for this rotation has arrived and is not acted on yet."""
+        control = self.store.read_control(self.group.name)
+        return (bool(control) and control.get("rotation_id") == record.id
+                and len(control.get("requests", [])) > len(record.operator_actions))
 
     @staticmethod
     def _check(ctx: StepContext, step, st: StepState, wait: float) -> Progress:
@@ -529,7 +560,7 @@ class Engine:
                 self._save(record)
                 self.sleep(min(5.0 * max(1, st.attempts), 30.0))
                 return
-            self._stop(record, st, RotationStatus.FAILED, f"rollback could not finish: {reason}")
+            self._stop(record, st, RotationStatus.ROLLBACK_FAILED, f"rollback could not finish: {reason}")
             return
         if st.kind in RETIRE_KINDS:
             self._stop(record, st, RotationStatus.PAUSED,
@@ -541,7 +572,32 @@ class Engine:
                        f"{reason} (policy says pause: `rotate resume {record.group}` "
                        f"retries the step, `rotate abort {record.group}` rolls back)")
             return
+        reached = self._first_build_in_traffic(ctx, record)
+        if reached:
+            # nothing can take the traffic back: a rollback would only meet the traffic
+            # guard's refusal until its deadline, leaving the layers apart
+            self._stop(record, st, RotationStatus.PAUSED,
+                       f"{reason} (a first build cannot roll back: {record.candidate} {reached} "
+                       f"and no other slot can take it; `rotate resume {record.group}` "
+                       "retries the step)")
+            return
         self._start_rollback(record, ctx, reason)
+
+    @staticmethod
+    def _first_build_in_traffic(ctx: StepContext, record: RotationRecord) -> str:
+        """For a group's first build, how its candidate already reached traffic (weight on a
+        layer, or healthy targets in the edge, which the guard keeps); "" otherwise."""
+        if record.stable is not None:
+            return ""
+        try:
+            state = ctx.traffic.read()
+        except RotatorError:
+            return ""  # unknown: the rollback finds out, step by step
+        if state.slot_weight(record.candidate):
+            return "carries traffic"
+        if state.slot_healthy(record.candidate):
+            return "has healthy targets in the edge"
+        return ""
 
     def _stop(self, record: RotationRecord, st: StepState | None, status: RotationStatus,
               reason: str) -> None:

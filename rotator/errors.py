@@ -33,10 +33,6 @@ class Refused(RotatorError):
     exit_code = 3
 
 
-class WaitingForOperator(RotatorError):
-    exit_code = 4
-
-
 class TransientError(RotatorError):
     """A fault worth retrying (throttling, 5xx, connection reset)."""
 

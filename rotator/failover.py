@@ -24,23 +24,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError
 
-from rotator.errors import Refused, RotatorError, StepFailed
+from rotator.errors import Refused, RotatorError
+from rotator.model import SLOTS
 from rotator.ports import ChangeJournal, SlotOutputs
-from rotator.traffic import elb_reads
 from rotator.traffic.calls import AwsCalls
 from rotator.traffic.edge import EdgeRouter
-from rotator.traffic.route53 import (
-    AliasZones,
-    ZoneDirectory,
-    comparable,
-    read_record_sets,
-    submit,
-    wait_insync,
-    weighted_record_set,
-)
+from rotator.traffic.guard import TrafficGuard
+from rotator.traffic.route53 import Route53Router
 from rotator.traffic.spec import RecordSpec, set_identifier
 
-SLOTS = ("blue", "green")
 PairServices = Callable[[str, str], "bool | None"]  # (group, slot) -> passing?
 
 
@@ -64,24 +56,22 @@ def _edge_healthy(side: PairSide) -> dict[str, int]:
 
 
 def check_target(calls: AwsCalls, target: PairSide, services_passing: PairServices) -> dict:
-    who = f"{target.group}/{target.slot}"
+    """The target must carry all of the pair's traffic: the traffic guard's checks (services
+    passing, InService instances in its slot's ELB, healthy targets at its edge), whatever
+    ``force`` says."""
     if target.slot is None or target.outputs is None:
         raise Refused(f"failover refused: target {target.group} has no live slot with outputs")
-    verdict = services_passing(target.group, target.slot)
-    if verdict is not True:
-        reason = "unknown" if verdict is None else "not passing"
-        raise Refused(f"failover refused: target {who} services are {reason}")
-    slot_elb = len(elb_reads.in_service(
-        elb_reads.instance_health(calls, target.elb, target.outputs.elb_name)))
-    if not slot_elb:
-        raise Refused(f"failover refused: target {who} ELB {target.outputs.elb_name} "
-                      "has no InService instance")
-    edges = _edge_healthy(target)
-    empty = [name for name, n in edges.items() if n == 0]
-    if empty:
-        raise Refused(f"failover refused: target {who} has no healthy target in edge "
-                      f"{', '.join(empty)}")
-    return {"services": "passing", "slot_elb_in_service": slot_elb, "edge_healthy": edges}
+    guard = TrafficGuard(target.elb, lambda slot: services_passing(target.group, slot), calls)
+    edges = {}
+    try:
+        in_service = guard.check_weight(target.slot, target.outputs, "the pair's traffic")
+        if target.edge is not None:
+            state = target.edge.read()
+            guard.check_edge_weight(target.edge.spec.load_balancer, target.slot, state)
+            edges = {target.edge.spec.load_balancer: len(state.healthy(target.slot))}
+    except Refused as exc:
+        raise Refused(f"failover refused: target {target.group}/{target.slot}: {exc}") from None
+    return {"services": "passing", "slot_elb_in_service": in_service, "edge_healthy": edges}
 
 
 def observe_source(calls: AwsCalls, source: PairSide, services_passing: PairServices) -> dict:
@@ -100,82 +90,6 @@ def observe_source(calls: AwsCalls, source: PairSide, services_passing: PairServ
             f"({type(exc).__name__}); use force if it is down"
         ) from exc
     return {"services": "passing" if verdict else "failing", "edge_healthy": edges}
-
-
-def move_pair_weight(
-    calls: AwsCalls,
-    route53: Any,
-    records: list[RecordSpec],
-    groups: tuple[str, str],
-    target: PairSide,
-    *,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    change_timeout: float,
-    poll_interval: float,
-    journal: ChangeJournal | None = None,
-) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """All weight of the records to the target's live set; (weights before, after) by set id.
-
-    Changes noted in ``journal`` by an earlier attempt are waited for first; new ones are
-    noted there before they are waited for."""
-    ours = {set_identifier(g, s) for g in groups for s in SLOTS}
-    live = set_identifier(target.group, target.slot or "")
-    zones = ZoneDirectory(route53, calls)
-    alias_zone = AliasZones(target.elb, calls)
-    by_zone: dict[str, list[RecordSpec]] = {}
-    for spec in records:
-        by_zone.setdefault(spec.zone_name, []).append(spec)
-
-    def read() -> dict[str, dict[str, dict]]:
-        result = {}
-        for zone_name, specs in by_zone.items():
-            found = read_record_sets(calls, route53, zones.zone_id(zone_name),
-                                     [(s.fqdn, s.type) for s in specs])
-            for spec in specs:
-                result[spec.key] = {i: r for i, r in found[(spec.fqdn, spec.type)].items()
-                                    if i in ours}
-        return result
-
-    def weights_of(sets: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
-        return {k: {i: int(r.get("Weight", 0)) for i, r in v.items()} for k, v in sets.items()}
-
-    def wait(change_ids: list[str]) -> None:
-        if not change_ids:
-            return
-        if journal is not None:
-            journal.submitted(change_ids)
-        wait_insync(calls, route53, change_ids, clock=clock, sleep=sleep,
-                    timeout=change_timeout, poll=poll_interval)
-        if journal is not None:
-            journal.in_sync()
-
-    if journal is not None:
-        wait(journal.pending())
-    before_sets = read()
-    change_ids = []
-    for zone_name, specs in by_zone.items():
-        groups_of_changes = []
-        for spec in specs:
-            existing = before_sets[spec.key]
-            desired = {i: {**r, "Weight": 0} for i, r in existing.items() if i != live}
-            desired[live] = weighted_record_set(spec, live, 100, target.outputs, alias_zone)
-            if all(i in existing and comparable(existing[i]) == comparable(r)
-                   for i, r in desired.items()):
-                continue
-            groups_of_changes.append(
-                [{"Action": "UPSERT", "ResourceRecordSet": r} for _, r in sorted(desired.items())]
-            )
-        if groups_of_changes:
-            change_ids += submit(calls, route53, zones.zone_id(zone_name), groups_of_changes,
-                                 f"rotator failover to {live}")
-    wait(change_ids)
-    after = weights_of(read())
-    wrong = {k: w for k, w in after.items()
-             if w.get(live) != 100 or any(v for i, v in w.items() if i != live)}
-    if wrong:
-        raise StepFailed(f"failover to {live}: weights not as set after the change: {wrong}")
-    return weights_of(before_sets), after
 
 
 def failover(
@@ -208,11 +122,11 @@ def failover(
     if target.edge is not None:
         # the pair's edge: all of it on the target's live slot, the peer's target groups at 0
         target.edge.set_weights({target.slot: 100}, exclusive=True)
-    before, after = move_pair_weight(
-        calls, route53, records, (source.group, target.group), target,
-        clock=clock, sleep=sleep, change_timeout=change_timeout, poll_interval=poll_interval,
-        journal=journal,
-    )
+    dns = Route53Router(target.group, records, route53, elb=target.elb, calls=calls,
+                        clock=clock, sleep=sleep, change_timeout=change_timeout,
+                        poll_interval=poll_interval)
+    pair = {set_identifier(g, s) for g in (source.group, target.group) for s in SLOTS}
+    before, after = dns.move_all(target.slot, target.outputs, pair, journal=journal)
     return {
         "action": action,
         "from": source.group,
@@ -227,7 +141,3 @@ def failover(
         "time": wall_clock(),
     }
 
-
-def failback(*, master: PairSide, slave: PairSide, **kwargs: Any) -> dict[str, Any]:
-    """Move the pair's records back from the slave to the master (same gates as failover)."""
-    return failover(source=slave, target=master, action="failback", **kwargs)

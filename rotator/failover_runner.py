@@ -18,20 +18,20 @@ from rotator.config import Project
 from rotator.errors import InputError, Refused, RotatorError
 from rotator.failover import PairSide, failover
 from rotator.identity import holder
-from rotator.model import RotationStatus
+from rotator.model import SLOTS, RotationStatus
 from rotator.ports import LockHeld, SlotOutputs
+from rotator.session import Session
 from rotator.state.pair_events import unfinished_failover
-from rotator.traffic.spec import RecordSpec
+from rotator.traffic.calls import client_config
+from rotator.wiring import record_specs
 
 
 def _live_side(session, state) -> PairSide:
     """The group's live slot: the one its own records give weight to, else its last rotation's."""
-    from rotator.traffic.calls import client_config
-
     record = session.store.load(session.group.name)
     slots = (record or {}).get("slots", {})
     live = None
-    own = {s: state.slot_weight(s) for s in ("blue", "green")}
+    own = {s: state.slot_weight(s) for s in SLOTS}
     if any(own.values()):
         live = max(own, key=own.get)
     elif record and record.get("status") == "done":
@@ -83,8 +83,6 @@ def failover_between(project: Project, source: str, target: str, *, force: bool,
 
 def resume_failover(project: Project, group: str) -> dict[str, Any] | None:
     """Finish the group's unfinished failover, if it has one (None otherwise)."""
-    from rotator.wiring import Session
-
     store = Session.open(project, group, "failover").store
     data = unfinished_failover(store, group)
     if data is None:
@@ -94,9 +92,6 @@ def resume_failover(project: Project, group: str) -> dict[str, Any] | None:
 
 
 def _run(project: Project, data: dict[str, Any], *, resuming: bool) -> dict[str, Any]:
-    from rotator.traffic.calls import client_config
-    from rotator.wiring import Session
-
     source, target = data["from"], data["to"]
     src_group = project.group(source)
     if src_group.peer != target:
@@ -109,8 +104,8 @@ def _run(project: Project, data: dict[str, Any], *, resuming: bool) -> dict[str,
     if not shared:
         raise InputError(f"{source} and {target} share no Route53 record",
                          file=str(src_group.directory / "group.yaml"), field="traffic.records")
-    records = [RecordSpec(zone=r.zone, name=r.name, type=r.type, ttl=r.ttl)
-               for r in dst.group.traffic.records if (r.zone, r.name, r.type) in shared]
+    records = record_specs([r for r in dst.group.traffic.records
+                            if (r.zone, r.name, r.type) in shared])
     record = PairRecord({source: src.store, target: dst.store}, data)
     locks = []
     try:

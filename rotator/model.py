@@ -23,7 +23,12 @@ class RotationStatus(enum.StrEnum):
     ROLLING_BACK = "rolling-back"
     DONE = "done"
     ROLLED_BACK = "rolled-back"
-    FAILED = "failed"  # the rollback itself could not finish: an operator must look
+    ROLLBACK_FAILED = "rollback-failed"  # the rollback could not finish: an operator must look
+
+    @classmethod
+    def _missing_(cls, value: object) -> RotationStatus | None:
+        # records written before the rename say "failed"
+        return cls.ROLLBACK_FAILED if value == "failed" else None
 
     @property
     def terminal(self) -> bool:
@@ -32,7 +37,8 @@ class RotationStatus(enum.StrEnum):
     @property
     def stopped(self) -> bool:
         """Not progressing on its own: needs resume, promote or abort."""
-        return self in (RotationStatus.WAITING, RotationStatus.PAUSED, RotationStatus.FAILED)
+        return self in (RotationStatus.WAITING, RotationStatus.PAUSED,
+                        RotationStatus.ROLLBACK_FAILED)
 
 
 class StepStatus(enum.StrEnum):
@@ -40,7 +46,6 @@ class StepStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 class StepState(BaseModel):

@@ -20,7 +20,6 @@ class WorldView:
 
     weights: dict[str, int]  # slot -> share of traffic now (0..100)
     slots_with_resources: list[str]
-    live_ami: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,9 @@ def plan_rotation(group: GroupConfig, policy: Policy, roles: Roles) -> list[Step
                                seconds=item.pause))
         elif isinstance(item, GateStep):
             gate_no += 1
-            steps.append(_step(f"gate {gate_no}", "gate", gate=item.gate.model_dump(mode="json")))
+            # the gate's settings are shown with the step; the step reads them from the policy
+            steps.append(_step(f"gate {gate_no}", "gate", gate_no=gate_no,
+                               gate=item.gate.model_dump(mode="json")))
         else:
             steps.append(_step("approval", "approve"))
     if stable is not None:
@@ -101,25 +102,5 @@ def plan_rollback(stable: str | None, candidate: str, keep_candidate: bool) -> l
         steps.append(_step(f"destroy {candidate}", "rollback-destroy", slot=candidate))
     return steps
 
-
-# phases, for display and for deadlines
-PHASE_OF_KIND = {
-    "provision": "provision",
-    "deploy": "deploy",
-    "verify": "verify",
-    "shift": "shift",
-    "pause": "shift",
-    "gate": "shift",
-    "approve": "shift",
-    "bake": "bake",
-    "retire-traffic": "retire",
-    "retire-quiet": "retire",
-    "retire-destroy": "retire",
-    "rollback-weights": "rollback",
-    "rollback-traffic": "rollback",
-    "rollback-quiet": "rollback",
-    "rollback-destroy": "rollback",
-    "rollback-keep": "rollback",
-}
 
 RETIRE_KINDS = {"retire-traffic", "retire-quiet", "retire-destroy"}

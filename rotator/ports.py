@@ -119,8 +119,6 @@ class AppDeployer(Protocol):
 
     def health(self, marathon_url: str, app_ids: list[str]) -> list[AppHealth]: ...
 
-    def remove(self, marathon_url: str, app_ids: list[str]) -> None: ...
-
 
 # --------------------------------------------------------------------------
 # Health gates (Consul)
@@ -202,6 +200,11 @@ class TrafficState:
     def slot_registered(self, slot: str) -> int:
         return sum(len(r.get(slot, [])) for r in self.registrations.values())
 
+    def slot_healthy(self, slot: str) -> int:
+        """How many of the slot's registered edge targets are healthy."""
+        return sum(self.health.get(edge, {}).get(ip) == "healthy"
+                   for edge, by_slot in self.registrations.items() for ip in by_slot.get(slot, []))
+
 
 class ChangeJournal(Protocol):
     """Where a router notes the DNS changes it is waiting for, durably, so that a process
@@ -229,13 +232,17 @@ class TrafficRouter(Protocol):
         expected: dict[str, int] | None = None,
         *,
         journal: ChangeJournal | None = None,
+        fence: bool = False,
     ) -> None:
         """Make every record of the group carry ``weights`` (slot -> weight, summing to the
         total), registering/deregistering ELB instances to match; verify by reading back.
 
         ``expected`` is what the rotation last set: when the world differs (a record changed
         by hand), refuse with StepFailed rather than overwrite it. Changes noted in
-        ``journal`` by an earlier attempt are waited for first."""
+        ``journal`` by an earlier attempt are waited for first. ``fence``: send the records
+        even when they already hold ``weights`` and wait until that change is INSYNC (an
+        attempt that died between its change and noting it leaves a change that may still
+        be propagating; a later change of the zone is in sync only after it)."""
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         """True once the change is in sync and the registered instances are InService."""

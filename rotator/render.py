@@ -22,7 +22,6 @@ _ICON = {
     StepStatus.RUNNING: ("▶", "bold yellow"),
     StepStatus.DONE: ("✔", "green"),
     StepStatus.FAILED: ("✘", "bold red"),
-    StepStatus.SKIPPED: ("-", "dim"),
 }
 
 

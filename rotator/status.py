@@ -19,7 +19,8 @@ from rotator.ports import SlotOutputs
 
 def group_status(project: Project, name: str) -> dict[str, Any]:
     """Live data for one group; parts that cannot be read say why instead."""
-    from rotator.wiring import Session, make_apps
+    from rotator.session import Session
+    from rotator.wiring import make_apps
 
     env = load_environment(project.root)
     session = Session(project, project.group(name), project.policy(

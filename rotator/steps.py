@@ -14,7 +14,7 @@ from typing import Any
 
 from rotator.analysis import judge
 from rotator.apps.slot_identity import slot_tag, with_slot_identity
-from rotator.config import GateConfig, GroupConfig, Policy
+from rotator.config import GateConfig, GateStep, GroupConfig, Policy
 from rotator.errors import StepFailed
 from rotator.model import RotationRecord, StepState
 from rotator.ports import (
@@ -100,7 +100,7 @@ class StepContext:
     traffic: TrafficRouter
     app_definitions: list[dict[str, Any]]
     clock: Any
-    guard: Any  # rotator.guards.TrafficGuard: check_destroy(slot, state)
+    guard: Any  # rotator.traffic.guard.TrafficGuard: check_destroy(slot, state)
     interactive: bool = False
     save: Callable[[], None] = lambda: None  # writes the record (the engine's)
     metrics: Metrics | None = None  # what the slots' load balancers served (CloudWatch)
@@ -368,16 +368,21 @@ def world_weights(state: TrafficState) -> dict[str, int] | None:
 def _set_weights(ctx: StepContext, state: StepState, target: dict[str, int]) -> None:
     journal = ctx.journal(state)
     now = ctx.traffic.read()
+    # an attempt before this one may have changed the world, then died before noting it
+    resumed = state.attempts > 1
     world = world_weights(now)
-    if world and world == {k: v for k, v in target.items() if v} and not journal.pending():
+    if (world and world == {k: v for k, v in target.items() if v} and not journal.pending()
+            and not resumed):
         ctx.record.weights = target
         return
     # After a crash between the change and the record's update, the world may
     # already hold the last intended weights: that is not a hand edit.
     expected = ctx.record.weights or None
-    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal)
-    note_unweighted(ctx, state, now, [s for s, w in target.items()
-                                      if w == 0 and now.slot_weight(s) > 0])
+    leaving = [s for s, w in target.items() if w == 0 and (
+        now.slot_weight(s) > 0 or (expected or {}).get(s, 0) > 0)]
+    ctx.traffic.set_weights(target, ctx.live_slots(), expected=expected, journal=journal,
+                            fence=resumed)
+    note_unweighted(ctx, state, now, leaving)
     ctx.record.weights = target
 
 
@@ -431,12 +436,19 @@ class Gate(Step):
     kind, phase = "gate", "shift"
     poll_interval = 1.0
 
+    @staticmethod
+    def config(ctx: StepContext, state: StepState) -> GateConfig:
+        """The policy's gate this step runs (the policy is unchanged since the plan: a resume
+        refuses an edited one); a record older than ``gate_no`` numbers it in the name."""
+        number = state.params.get("gate_no") or int(state.name.rsplit(" ", 1)[-1])
+        return [s.gate for s in ctx.policy.steps if isinstance(s, GateStep)][number - 1]
+
     def timeout(self, ctx, state):
-        gate = GateConfig.model_validate(state.params["gate"])
+        gate = self.config(ctx, state)
         return gate.timeout or float(ctx.policy.deadlines.shift) + gate.duration
 
     def check(self, ctx, state, wait):
-        gate = GateConfig.model_validate(state.params["gate"])
+        gate = self.config(ctx, state)
         progress = _gate_progress(ctx, f"gate:{state.name}", gate, wait)
         if progress.state != "done":
             state.params.pop("healthy_since", None)
@@ -574,13 +586,15 @@ class RollbackWeights(Step):
     def act(self, ctx, state):
         target = {state.params["slot"]: 100, ctx.record.candidate: 0}
         world = ctx.traffic.read()
+        # an attempt before this one may have moved the weights, then died before noting it
+        resumed = state.attempts > 1
         if (world.slot_weight(ctx.record.candidate) == 0 and not ctx.record.weights.get(
-                ctx.record.candidate) and not ctx.journal(state).pending()):
+                ctx.record.candidate) and not ctx.journal(state).pending() and not resumed):
             ctx.record.weights = target
             return  # the candidate never carried traffic, on any layer
         ctx.record.weights = {}  # whatever the world holds, put it back on stable
         ctx.traffic.set_weights(target, ctx.live_slots(), expected=None,
-                                journal=ctx.journal(state))
+                                journal=ctx.journal(state), fence=resumed)
         # it carried weight, or may have (a crash after the change): clients may hold it
         note_unweighted(ctx, state, world, [ctx.record.candidate])
         ctx.record.weights = target

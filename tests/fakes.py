@@ -1,16 +1,21 @@
 """In-memory fakes of the engine's narrow interfaces, sharing one fake world.
 
-The world checks DESIGN §4's promises on every change, so a test fails the
-moment the engine (or a fault) breaks one, not only at the end.
+The fakes only record: the traffic is moved by the real routers and refused by the real
+traffic guard, over fake AWS clients (``tests/fake_aws.py``) that apply whatever they are
+sent. Every side effect on the world is logged with the rotation record written last before
+it and the traffic before and after it; ``tests/promises.py`` judges DESIGN §4's promises
+from that log.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from rotator.errors import Refused, StepFailed, TransientError
+from rotator.config import Project
+from rotator.errors import StepFailed, TransientError
 from rotator.ports import (
     AppHealth,
     GateResult,
@@ -21,13 +26,14 @@ from rotator.ports import (
     PlanSummary,
     ServiceRequirement,
     SlotOutputs,
-    TrafficState,
     Verdict,
 )
 from rotator.state.control import with_request
+from rotator.wiring import edge_spec, record_specs
+from tests.fake_aws import FakeAws
 
-RECORD_KEY = "rotator-demo.cn./www.rotator-demo.cn./CNAME"
-EDGE = "prd-cn-edge"
+ROOT = Path(__file__).resolve().parent.parent
+GROUP = Project(ROOT).group("prd-cn")
 
 
 class Crash(BaseException):
@@ -45,24 +51,42 @@ class FakeClock:
         self.now += max(seconds, 0.001)
 
 
+@dataclass(frozen=True)
+class Effect:
+    """One change to the world, as it happened."""
+
+    label: str  # "provision", "destroy", "deploy", "cancel", or the AWS operation
+    detail: Any
+    at: float
+    record: dict[str, Any] | None  # the rotation record written last before it
+    before: dict[str, Any]  # the traffic before and after it (FakeWorld.traffic)
+    after: dict[str, Any]
+
+
 @dataclass
 class FakeWorld:
     clock: FakeClock = field(default_factory=FakeClock)
+    group: str = GROUP.name
     slots: dict[str, SlotOutputs] = field(default_factory=dict)  # provisioned
-    weights: dict[str, int] = field(default_factory=dict)
-    registered: dict[str, list[str]] = field(default_factory=dict)
     healthy: dict[str, bool] = field(default_factory=dict)  # services passing, per slot
     deploy_ticks: int = 2  # checks before a deployment finishes
-    faults: dict[str, list[Exception]] = field(default_factory=dict)  # op -> errors to raise
+    # op -> errors to raise: "provision", "deploy", "destroy", or an AWS operation such as
+    # "route53:ChangeResourceRecordSets" (tests.fake_aws.Lost: applied, its answer lost)
+    faults: dict[str, list[BaseException]] = field(default_factory=dict)
     fail_health_after: dict[str, int] = field(default_factory=dict)  # slot -> polls then FAILED
     # slot -> polls answering INCONCLUSIVE first, each after a change 0.1 s into its wait
     settling_polls: dict[str, int] = field(default_factory=dict)
     half_built: set[str] = field(default_factory=set)  # slots with resources but no outputs
     out_of_service: set[str] = field(default_factory=set)  # slots whose own ELB lags
-    violations: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    last_record: dict[str, Any] | None = None
     _pending: dict[str, int] = field(default_factory=dict)
     _polls: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.aws = FakeAws(self, record_specs(GROUP.traffic.records), edge_spec(GROUP),
+                           drain=float(GROUP.traffic.edge.deregistration_delay))
 
     def hit(self, op: str) -> None:
         self.calls.append(op)
@@ -70,19 +94,55 @@ class FakeWorld:
         if queue:
             raise queue.pop(0)
 
-    def violate(self, msg: str) -> None:
-        self.violations.append(msg)
+    def effect(self, label: str, apply, detail: Any = None) -> Any:
+        before = self.traffic()
+        result = apply()
+        self.effects.append(Effect(label, detail, self.clock(), copy.deepcopy(self.last_record),
+                                   before, self.traffic()))
+        return result
 
-    def check(self) -> None:
-        """Invariants that must hold at every recorded moment."""
-        total = sum(self.weights.values())
-        if self.weights and total not in (0, 100):
-            self.violate(f"weights add up to {total}: {self.weights}")
-        for slot, w in self.weights.items():
-            if w > 0 and slot not in self.slots:
-                self.violate(f"weight {w} on {slot}, which has no resources")
-            if w > 0 and not self.registered.get(slot):
-                self.violate(f"weight {w} on {slot}, which has no registered instances")
+    def saved(self, record: dict[str, Any]) -> None:
+        self.last_record = copy.deepcopy(record)
+
+    def can_serve(self, slot: str, elb: bool = True) -> bool:
+        """The slot's services pass (and, with ``elb``, its own ELB has it InService)."""
+        return (slot in self.slots and bool(self.healthy.get(slot))
+                and not (elb and slot in self.out_of_service))
+
+    def services_passing(self, slot: str) -> bool | None:
+        """What the traffic guard asks Consul (None: a slot it knows nothing of)."""
+        return self.healthy.get(slot) if slot in self.slots else None
+
+    def traffic(self) -> dict[str, Any]:
+        """What clients may reach now: weights by record and slot, the listener's weights,
+        each target group's targets and their states, which slots can serve."""
+        prefix = f"{self.group}-"
+        dns = {f"{name}/{rtype}": {i.removeprefix(prefix): int(r.get("Weight", 0))
+                                   for i, r in sets.items() if i.startswith(prefix)}
+               for (_, name, rtype), sets in self.aws.sets.items()}
+        return {
+            "dns": {k: v for k, v in dns.items() if v},
+            "ttl": max((r.ttl for r in self.aws.records), default=0),
+            "edge": {self.aws.slot_of_arn[a]: w for a, w in self.aws.listener.items()},
+            "targets": {slot: self.aws.states(slot) for slot in self.aws.arns},
+            "serving": {slot: self.can_serve(slot) for slot in (*self.slots, *self.half_built)},
+            "slots": sorted({*self.slots, *self.half_built}),
+        }
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """Slot -> weight in the group's first record (the test's usual question)."""
+        first = self.aws.records[0]
+        sets = self.aws.sets.get(self.aws.key(first.zone_name, first.fqdn, first.type), {})
+        prefix = f"{self.group}-"
+        return {i.removeprefix(prefix): int(r["Weight"]) for i, r in sets.items()
+                if i.startswith(prefix)}
+
+    @property
+    def registered(self) -> dict[str, list[str]]:
+        """Slot -> its targets at the edge (registered or draining)."""
+        return {slot: sorted(states) for slot in self.aws.arns
+                if (states := self.aws.states(slot))}
 
     def serving(self) -> str | None:
         live = [s for s, w in self.weights.items() if w > 0]
@@ -90,18 +150,19 @@ class FakeWorld:
 
     def seed_live(self, slot: str, ami: str = "ami-00000001") -> None:
         self.slots[slot] = _outputs(slot, ami)
-        self.weights = {slot: 100}
-        self.registered = {slot: list(self.slots[slot].instances["proxy"])}
         self.healthy[slot] = True
+        self.aws.seed(slot, self.slots[slot])
 
 
 def _outputs(slot: str, ami: str) -> SlotOutputs:
+    n = 1 if slot == "blue" else 2
     return SlotOutputs(
         marathon_url=f"http://marathon.{slot}:8080",
         elb_name=f"prd-cn-{slot}",
         elb_dns=f"prd-cn-{slot}.elb.example",
         instances={"proxy": [f"i-{slot}-p1", f"i-{slot}-p2"], "mesos-agent": [f"i-{slot}-a1"]},
         ami=ami,
+        private_ips={"proxy": [f"10.{n}.0.11", f"10.{n}.0.12"], "mesos-agent": [f"10.{n}.0.21"]},
     )
 
 
@@ -116,9 +177,11 @@ class FakeInfra:
         if ami == "ami-halfbuilt":  # the apply failed half-way: resources, no outputs
             self.w.half_built.add(slot)
             raise StepFailed("terraform apply failed: DuplicateLoadBalancerName")
-        self.w.slots[slot] = _outputs(slot, ami)
-        self.w.healthy.setdefault(slot, True)
-        return self.w.slots[slot]
+        def apply() -> SlotOutputs:
+            self.w.slots[slot] = _outputs(slot, ami)
+            self.w.healthy.setdefault(slot, True)
+            return self.w.slots[slot]
+        return self.w.effect("provision", apply, slot)
 
     def read_outputs(self, slot: str) -> SlotOutputs | None:
         if slot in self.w.half_built:
@@ -127,11 +190,12 @@ class FakeInfra:
 
     def destroy(self, slot: str) -> None:
         self.w.hit("destroy")
-        if self.w.weights.get(slot, 0) > 0 or self.w.registered.get(slot):
-            self.w.violate(f"destroyed {slot} while it carried traffic")
-        self.w.slots.pop(slot, None)
-        self.w.healthy.pop(slot, None)
-        self.w.half_built.discard(slot)
+
+        def apply() -> None:
+            self.w.slots.pop(slot, None)
+            self.w.healthy.pop(slot, None)
+            self.w.half_built.discard(slot)
+        self.w.effect("destroy", apply, slot)
 
     def plan(self, slot: str, ami: str) -> PlanSummary:
         return PlanSummary(add=10, change=0, destroy=0)
@@ -154,7 +218,8 @@ class FakeApps:
         self.sent.append(apps)
         self.n += 1
         dep = f"dep-{self._slot(marathon_url)}-{self.n}"
-        self.w._pending[dep] = self.w.deploy_ticks
+        self.w.effect("deploy", lambda: self.w._pending.__setitem__(dep, self.w.deploy_ticks),
+                      self._slot(marathon_url))
         return [dep]
 
     def pending(self, marathon_url: str, deployment_ids: list[str], wait: float) -> list[str]:
@@ -167,15 +232,14 @@ class FakeApps:
         return out
 
     def cancel(self, marathon_url: str, deployment_ids: list[str]) -> None:
-        for d in deployment_ids:
-            self.w._pending.pop(d, None)
+        def apply() -> None:
+            for d in deployment_ids:
+                self.w._pending.pop(d, None)
+        self.w.effect("cancel", apply, list(deployment_ids))
 
     def health(self, marathon_url: str, app_ids: list[str]) -> list[AppHealth]:
         ok = self.w.healthy.get(self._slot(marathon_url), False)
         return [AppHealth(a, 2, 2, 2 if ok else 0, True) for a in app_ids]
-
-    def remove(self, marathon_url: str, app_ids: list[str]) -> None:
-        pass
 
 
 class FakeWatch:
@@ -215,57 +279,6 @@ class FakeHealth:
                 for r in requirements]
 
 
-class FakeTraffic:
-    def __init__(self, world: FakeWorld):
-        self.w = world
-
-    def read(self) -> TrafficState:
-        return TrafficState(
-            weights={RECORD_KEY: dict(self.w.weights)} if self.w.weights else {},
-            registrations={EDGE: {s: list(i) for s, i in self.w.registered.items() if i}},
-        )
-
-    def set_weights(self, weights, slots, expected=None, *, journal=None) -> None:
-        self.w.hit("set_weights")
-        current = {k: v for k, v in self.w.weights.items() if v}
-        if expected is not None and current != {k: v for k, v in expected.items() if v}:
-            raise StepFailed(f"{RECORD_KEY} changed by hand: expected {expected}, found {current}")
-        if sum(weights.values()) != 100:
-            raise Refused(f"weights {weights} do not add up to 100")
-        for slot, w in weights.items():
-            if w > 0 and (slot not in self.w.slots or not self.w.healthy.get(slot)):
-                raise Refused(f"traffic guard: {slot} is not healthy")
-        # register first, then move weight, then deregister what carries none
-        for slot, w in weights.items():
-            if w > 0:
-                self.w.registered[slot] = list(self.w.slots[slot].instances["proxy"])
-        self.w.weights = dict(weights)
-        for slot, w in weights.items():
-            if w == 0:
-                self.w.registered.pop(slot, None)
-        self.w.check()
-
-    def settled(self, weights, slots, wait) -> bool:
-        return True
-
-    def drained(self, slot: str) -> bool:
-        return not self.w.registered.get(slot)
-
-    def in_service(self, outputs: SlotOutputs) -> tuple[int, int]:
-        slot = outputs.elb_name.rsplit("-", 1)[1]
-        proxies = len(outputs.instances.get("proxy", []))
-        return (proxies if self.w.healthy.get(slot) and slot not in self.w.out_of_service
-                else 0), proxies
-
-    def remove_slot(self, slot: str, outputs: SlotOutputs | None, *, journal=None) -> float:
-        self.w.hit("remove_slot")
-        if self.w.weights.get(slot, 0) > 0:
-            raise Refused(f"traffic guard: {slot} still carries weight")
-        self.w.weights.pop(slot, None)
-        self.w.registered.pop(slot, None)
-        return 5.0
-
-
 class FakeMetrics:
     """What each slot's load balancers served: ``rates[slot](t) -> (requests/s, error share)``;
     a slot without a rate served nothing, nor does one without weight now (unless
@@ -293,17 +306,6 @@ class FakeMetrics:
             errors += per_second * self.period * share
             t += self.period
         return SlotLoad(requests, errors, 0.05 if requests else None)
-
-
-class FakeGuard:
-    def check_destroy(self, slot: str, state: TrafficState) -> None:
-        if state.slot_weight(slot) or state.slot_registered(slot):
-            raise Refused(f"traffic guard: refusing to destroy {slot}")
-
-    def check_quiet(self, slot, load, rules) -> None:
-        from rotator.traffic.guard import TrafficGuard
-
-        TrafficGuard.check_quiet(self, slot, load, rules)
 
 
 class MemLock:
@@ -345,7 +347,8 @@ class MemoryStore:
             self.records[record["group"]] = copy.deepcopy(record)
         self.all[record["id"]] = copy.deepcopy(record)
         if self.world is not None:
-            self.world.check()
+            if record.get("kind", "rotation") == "rotation":
+                self.world.saved(record)
             self.snapshots.append({"weights": dict(self.world.weights),
                                    "slots": sorted(self.world.slots)})
         if self.crash_at == self.saves:

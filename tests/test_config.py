@@ -242,7 +242,7 @@ def test_credentials_shared_across_partitions_are_refused_at_every_rotation(proj
     """Not only `rotate validate`: opening a session for a rotation checks it too, by the
     variable names and by the key they hold."""
     from rotator.environment import Environment
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     cn = project.group("prd-cn")
     edit_yaml(project.groups_dir / "prd-sg-master" / "group.yaml",

@@ -8,7 +8,13 @@ from rotator.errors import InputError, StepFailed
 from rotator.model import RotationStatus, StepStatus
 from rotator.ports import LockHeld
 from tests.engine_harness import GROUP, abort, engine, policy, promote, run_to_end
+from tests.fake_aws import client_error
 from tests.fakes import Crash, FakeWorld, MemoryStore, transient
+from tests.promises import nothing_orphaned, violations
+
+
+def throttled():
+    return client_error("Throttling", "Rate exceeded")
 
 
 @pytest.fixture
@@ -27,17 +33,17 @@ def assert_rotated(world: FakeWorld, record) -> None:
     assert record.status is RotationStatus.DONE, record.reason
     assert world.weights == {"green": 100}
     assert sorted(world.slots) == ["green"]
-    assert world.registered == {"green": ["i-green-p1", "i-green-p2"]}
+    assert world.registered == {"green": world.slots["green"].private_ips["proxy"]}
     assert world.slots["green"].ami == record.ami
-    assert world.violations == []
+    assert violations(world) == [] and nothing_orphaned(world) == []
 
 
 def assert_rolled_back(world: FakeWorld, record) -> None:
-    assert record.status is RotationStatus.ROLLED_BACK
+    assert record.status is RotationStatus.ROLLED_BACK, record.reason
     assert world.weights.get("blue") == 100 and not world.weights.get("green")
     assert sorted(world.slots) == ["blue"]
     assert list(world.registered) == ["blue"]
-    assert world.violations == []
+    assert violations(world) == [] and nothing_orphaned(world) == []
 
 
 def test_blue_green_happy_path(world, store):
@@ -85,6 +91,36 @@ def test_first_build_of_an_empty_group_goes_straight_to_100():
     assert world.weights == {"blue": 100}
 
 
+@pytest.mark.parametrize("op", ["route53:ChangeResourceRecordSets", "elbv2:ModifyListener"])
+def test_a_first_build_that_reached_traffic_pauses_instead_of_a_rollback_it_cannot_finish(op):
+    """The edge moved (or its targets got healthy), then the next change was refused: the
+    candidate holds the group's only traffic, which no rollback can take back (the guard
+    keeps it). The rotation pauses at once, saying so; a resume after the fix finishes."""
+    world = FakeWorld()
+    store = MemoryStore(world)
+    world.faults[op] = [client_error("AccessDenied", f"{op}: not allowed")]
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert record.status is RotationStatus.PAUSED
+    assert record.rollback_steps == []
+    assert "a first build cannot roll back: blue" in record.reason
+    assert record.current_step.kind == "shift"
+    assert "blue" in world.slots and world.registered == {
+        "blue": world.slots["blue"].private_ips["proxy"]}
+    record = engine(world, store, policy("blue-green")).resume()
+    assert record.status is RotationStatus.DONE, record.reason
+    assert world.weights == {"blue": 100}
+    assert violations(world) == [] and nothing_orphaned(world) == []
+
+
+def test_a_first_build_that_never_reached_traffic_still_rolls_back():
+    world = FakeWorld()
+    store = MemoryStore(world)
+    world.faults["elbv2:RegisterTargets"] = [client_error("AccessDenied", "not allowed")]
+    record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
+    assert record.status is RotationStatus.ROLLED_BACK, record.reason
+    assert world.slots == {} and violations(world) == [] and nothing_orphaned(world) == []
+
+
 def test_canary_walks_the_weights_and_waits_for_promotion(world, store):
     pol = policy("canary")
     record = engine(world, store, pol).start("ami-0123abcd")
@@ -121,9 +157,12 @@ def test_interactive_approval_waits_in_process_until_promoted(world, store):
     assert_rotated(world, record)
 
 
-@pytest.mark.parametrize("op", ["provision", "deploy", "set_weights"])
+@pytest.mark.parametrize("op", ["provision", "deploy", "route53:ChangeResourceRecordSets",
+                                "elbv2:ModifyListener"])
 def test_a_failure_at_each_step_rolls_back(world, store, op):
-    world.faults[op] = [StepFailed(f"{op} broke")]
+    broke = (client_error("AccessDenied", f"{op} broke") if ":" in op
+             else StepFailed(f"{op} broke"))
+    world.faults[op] = [broke]
     record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
     assert_rolled_back(world, record)
     assert f"{op} broke" in record.reason
@@ -156,9 +195,42 @@ def test_deploy_deadline_cancels_and_rolls_back(world, store):
     assert "deploy deadline passed" in record.reason
 
 
+def test_a_steps_deadline_survives_a_restart(world, store):
+    """The deadline is in the record: a deploy that outlived it while no process ran fails
+    at the resume's first look, not a whole deadline later."""
+    world.deploy_ticks = 10_000
+    eng = engine(world, store, policy("blue-green"))
+
+    def die_while_deploying(seconds):
+        step = (rec := store.load(GROUP.name))["steps"][rec["cursor"]]
+        if step["kind"] == "deploy" and step["acted"]:
+            raise Crash()
+        world.clock.sleep(seconds)
+
+    eng.sleep = die_while_deploying
+    with pytest.raises(Crash):
+        eng.start("ami-0123abcd")
+    store.died()
+    deploy = next(s for s in store.load(GROUP.name)["steps"] if s["kind"] == "deploy")
+    world.clock.now = deploy["deadline"] + 1  # nobody ran it until past its deadline
+    resumed_at, length = world.clock(), deploy["deadline"] - deploy["started_at"]
+    again = engine(world, store, policy("blue-green"))
+
+    def bounded(seconds):
+        assert world.clock() < resumed_at + length, "the deploy got a new deadline"
+        world.clock.sleep(seconds)
+
+    again.sleep = bounded
+    record = again.resume()
+    assert_rolled_back(world, record)
+    failed = next(s for s in record.steps if s.kind == "deploy")
+    assert failed.status is StepStatus.FAILED and "deadline" in failed.reason
+    assert failed.finished_at - resumed_at < 5
+
+
 def test_transient_faults_are_retried_within_the_step(world, store):
     world.faults["provision"] = [transient("provision"), transient("provision")]
-    world.faults["set_weights"] = [transient("set_weights")]
+    world.faults["route53:ChangeResourceRecordSets"] = [throttled()] * 8  # past AwsCalls' retries
     record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
     assert_rotated(world, record)
     assert record.steps[0].attempts == 3
@@ -331,7 +403,7 @@ def test_a_promotion_only_approves_the_approval_waiting_now(world, store):
 def test_rotate_promote_is_refused_unless_an_approval_waits_now(world, store):
     from rotator.errors import InputError
     from rotator.model import RotationRecord
-    from rotator.wiring import waiting_approval
+    from rotator.session import waiting_approval
 
     record = engine(world, store, policy("canary")).start("ami-0123abcd")
     assert waiting_approval(record) == "approval"
@@ -350,7 +422,7 @@ def test_a_rollback_that_cannot_finish_exits_5_saying_what_is_left_where(world, 
     world.fail_health_after["green"] = 2  # the candidate fails: roll back
     world.faults["destroy"] = [StepFailed("terraform destroy: DependencyViolation")] * 200
     record = engine(world, store, policy("blue-green")).start("ami-0123abcd")
-    assert record.status is RotationStatus.FAILED
+    assert record.status is RotationStatus.ROLLBACK_FAILED
     assert exit_code_of(record) == 5
     text = left_behind(record)
     assert "weights last set: blue 100% / green 0%" in text

@@ -14,8 +14,10 @@ from rotator.errors import Refused
 from rotator.model import RotationStatus
 from rotator.ports import SlotLoad, Verdict
 from rotator.state.control import operator_request
+from rotator.traffic.guard import TrafficGuard
 from tests.engine_harness import GROUP, engine, policy, promote
-from tests.fakes import FakeGuard, FakeMetrics, FakeWorld, MemoryStore
+from tests.fakes import FakeMetrics, FakeWorld, MemoryStore
+from tests.promises import violations
 
 TTL = 60  # the records of prd-cn
 
@@ -50,7 +52,7 @@ def test_retire_waits_for_the_ttl_the_drain_and_a_quiet_window(world):
     quiet = next(s for s in record.steps if s.kind == "retire-quiet")
     notes = [e["msg"] for e in record.events if e["step"] == quiet.name]
     assert any("quiet" in n for n in notes)
-    assert world.violations == []
+    assert violations(world) == []
 
 
 def test_a_slot_that_never_gets_quiet_pauses_then_an_override_by_name_destroys_it(world):
@@ -76,10 +78,10 @@ def test_a_slot_that_never_gets_quiet_pauses_then_an_override_by_name_destroys_i
 def test_the_guard_refuses_to_destroy_a_busy_slot_whoever_asks():
     rules = RetireSettings(quiet_for=120, max_requests=0)
     with pytest.raises(Refused, match="served 42 requests in the last 120s"):
-        FakeGuard().check_quiet("blue", SlotLoad(42, 0), rules)
+        TrafficGuard(elb=None).check_quiet("blue", SlotLoad(42, 0), rules)
     with pytest.raises(Refused, match="cannot be read"):
-        FakeGuard().check_quiet("blue", None, rules)
-    FakeGuard().check_quiet("blue", SlotLoad(0, 0), rules)
+        TrafficGuard(elb=None).check_quiet("blue", None, rules)
+    TrafficGuard(elb=None).check_quiet("blue", SlotLoad(0, 0), rules)
 
 
 def test_a_rollback_waits_for_the_candidates_cached_clients_too(world):

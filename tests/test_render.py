@@ -58,7 +58,7 @@ def test_live_view_shows_steps_weights_and_the_gate_waited_on():
 
 
 @pytest.mark.parametrize("status,code", [(RotationStatus.DONE, 0), (RotationStatus.ROLLED_BACK, 1),
-                                         (RotationStatus.FAILED, 5), (RotationStatus.WAITING, 4),
+                                         (RotationStatus.ROLLBACK_FAILED, 5), (RotationStatus.WAITING, 4),
                                          (RotationStatus.PAUSED, 4)])
 def test_exit_codes(status, code):
     record = rotate_with(lambda e: None)

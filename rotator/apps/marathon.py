@@ -27,12 +27,17 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from rotator.apps.app_definition import (
     normalize_id,
@@ -49,6 +54,7 @@ from rotator.apps.marathon_compat import (
 )
 from rotator.errors import InputError, StepFailed, TransientError
 from rotator.ports import AppDeployer, AppHealth
+from rotator.retries import stop_at
 from rotator.tls import DEFAULT_TLS, TlsSettings
 
 RETRY_STATUSES = {502, 503, 504}
@@ -56,28 +62,6 @@ _LOCK_ID = re.compile(r"/v2/deployments/([0-9a-fA-F-]+)")
 
 
 # ---------------------------------------------------------------------------- input
-
-
-def load_apps(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every ``*.json`` app definition in ``folder``, sorted by name, validated."""
-    out: list[tuple[Path, dict[str, Any]]] = []
-    seen: dict[str, Path] = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"malformed JSON: {e.msg} (column {e.colno})", file=str(path),
-                             line=e.lineno) from None
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", file=str(path)) from None
-        validate_app_definition(data, str(path))
-        app_id = normalize_id(data["id"])
-        if app_id in seen:
-            raise InputError(f"app {app_id} is also defined in {seen[app_id]}", file=str(path),
-                             field="/id")
-        seen[app_id] = path
-        out.append((path, data))
-    return out
 
 
 def _safe_url(url: str) -> str:
@@ -251,25 +235,31 @@ class MarathonDeployer(AppDeployer):
         return result["deploymentId"]
 
     def _with_conflicts(self, url: str, app_ids: list[str], send: Callable[[bool], str]) -> str:
-        """Send; on 409 (locked by another deployment) force or wait, per ``on_conflict``."""
-        deadline = self._clock() + self.conflict_timeout
-        delay = self.poll_interval
-        while True:
+        """Send; on 409 (locked by another deployment) force or wait, per ``on_conflict``:
+        sent again with backoff until ``conflict_timeout``."""
+        if self.on_conflict == "force":
             try:
                 return send(False)
-            except ConflictError as e:
-                if self.on_conflict == "force":
-                    return self._rejected(lambda: send(True), url, app_ids)
-                if self._clock() >= deadline:
-                    lock = _LOCK_ID.search(getattr(e, "error_message", "") or "")
-                    raise StepFailed(
-                        f"apps {', '.join(app_ids)} stayed locked by deployment "
-                        f"{lock.group(1) if lock else '(unknown)'} on {_safe_url(url)} for "
-                        f"{self.conflict_timeout:.0f}s") from None
-                self._sleep(min(delay, max(0.0, deadline - self._clock())))
-                delay = min(delay * 2, self.max_poll_interval)
+            except ConflictError:
+                return self._rejected(lambda: send(True), url, app_ids)
             except MarathonHttpError as e:
                 raise self._input_error(e, app_ids) from None
+        retrying = Retrying(
+            retry=retry_if_exception_type(ConflictError),
+            stop=stop_at(self._clock() + self.conflict_timeout, self._clock),
+            wait=wait_exponential(multiplier=self.poll_interval, max=self.max_poll_interval),
+            sleep=self._sleep, reraise=True,
+        )
+        try:
+            return retrying(send, False)
+        except ConflictError as e:
+            lock = _LOCK_ID.search(getattr(e, "error_message", "") or "")
+            raise StepFailed(
+                f"apps {', '.join(app_ids)} stayed locked by deployment "
+                f"{lock.group(1) if lock else '(unknown)'} on {_safe_url(url)} for "
+                f"{self.conflict_timeout:.0f}s") from None
+        except MarathonHttpError as e:
+            raise self._input_error(e, app_ids) from None
 
     def _rejected(self, fn: Callable[[], str], url: str, app_ids: list[str]) -> str:
         try:
@@ -400,32 +390,6 @@ class MarathonDeployer(AppDeployer):
                 checks = f", {h.healthy}/{h.wanted} healthy" if h.has_health_checks else ""
                 lines.append(f"{h.app_id}: {h.running}/{h.wanted} running{checks}")
         return lines
-
-    def remove(self, marathon_url: str, app_ids: list[str]) -> None:
-        client = self._client(marathon_url)
-        for app_id in map(normalize_id, app_ids):
-            try:
-                self._retrying(lambda a=app_id: client.delete_app(a, force=True),
-                               marathon_url, f"DELETE app {app_id}")
-            except NotFoundError:
-                pass
-
-    def rollback(self, marathon_url: str, app_ids: list[str]) -> list[str]:
-        """Put each app back to its previous version; the deployment ids."""
-        client = self._client(marathon_url)
-        ids = []
-        for app_id in app_ids:
-            app_id = normalize_id(app_id)
-            versions = self._retrying(lambda a=app_id: client.list_versions(a), marathon_url,
-                                      f"GET versions of {app_id}")
-            ordered = sorted(set(versions), reverse=True)
-            if len(ordered) < 2:
-                raise StepFailed(f"app {app_id} has no previous version to roll back to")
-            result = self._retrying(
-                lambda a=app_id, v=ordered[1]: client.rollback_app(a, v, force=True),
-                marathon_url, f"rollback of {app_id}")
-            ids.append(result["deploymentId"])
-        return ids
 
 
 class _NoEventStream(Exception):

@@ -181,7 +181,7 @@ class ConsulGateWatch:
     # ------------------------------------------------------------------ GateWatch
 
     def poll(self, wait: float) -> GateResult:
-        end = time.monotonic() + max(wait, 0.0)
+        end = self._clock() + max(wait, 0.0)
         with self._cond:
             if not self._polled:
                 # The no-data period counts from the first judgement, not from creation: a
@@ -192,7 +192,7 @@ class ConsulGateWatch:
                 answered = all(o is not None for o in self._observations)
                 if answered and self._generation != self._seen_generation:
                     break
-                remaining = end - time.monotonic()
+                remaining = end - self._clock()
                 if self._no_data_since is not None and answered:
                     remaining = min(remaining, self._no_data_since + self._spec.no_data_seconds
                                     - self._clock())

@@ -72,7 +72,7 @@ _PLACEHOLDER_AMI = "ami-00000000"
 
 
 @dataclass(frozen=True)
-class TerraformSettings:
+class TerraformRun:
     """How to run one group's Terraform. Built by the caller per group."""
 
     terraform: str = "terraform"
@@ -167,7 +167,7 @@ def _wait(proc: subprocess.Popen) -> int:
 class TerraformInfrastructure:
     """``Infrastructure`` (rotator.ports) over one group's Terraform folder."""
 
-    def __init__(self, group_dir: Path, *, group: str, settings: TerraformSettings):
+    def __init__(self, group_dir: Path, *, group: str, settings: TerraformRun):
         self.group_dir = Path(group_dir).resolve()
         self.group = group
         self.settings = settings
@@ -566,7 +566,7 @@ def _friendly(text: str, diags: list[Diagnostic]) -> str:
 class TerraformRoot(TerraformInfrastructure):
     """A long-lived root in the default workspace (the edge: hosted zone, edge ELBs)."""
 
-    def __init__(self, root_dir: Path, *, name: str, settings: TerraformSettings):
+    def __init__(self, root_dir: Path, *, name: str, settings: TerraformRun):
         super().__init__(root_dir, group=name, settings=settings)
 
     def apply(self, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:

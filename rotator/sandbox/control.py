@@ -165,7 +165,7 @@ class Sandbox:
                 fut.result()
 
     def validate_groups(self) -> None:
-        from rotator.wiring import Session
+        from rotator.session import Session
 
         for name in self.project.group_names():
             Session.open(self.project, name, None).infra.validate()
@@ -173,7 +173,7 @@ class Sandbox:
     def build_base(self, say) -> dict[str, Any]:
         """Bake base AMIs and build the blue slot of every group that has none yet."""
         from rotator.render import PlainRenderer
-        from rotator.wiring import Session
+        from rotator.session import Session
 
         seed = self.seed()
         amis = seed.get("base_amis") or {r: self.bake(r, name=f"{BASE_AMI_NAME}-{r}")
@@ -222,12 +222,12 @@ class Sandbox:
 
     def _masters_take_traffic(self, say) -> None:
         """A pair's standby carries no weight until a failover."""
-        from rotator.wiring import run_failover
+        from rotator.failover_runner import failover_between
 
         for name in self.project.group_names():
             group = self.project.group(name)
             if group.standby and group.peer:
-                run_failover(self.project, name, group.peer, force=False, action="failback")
+                failover_between(self.project, name, group.peer, force=False, action="failback")
                 say(f"  {group.peer}: serves the pair's records ({name} on standby)")
 
     def up(self, say, step_seconds: float = 0.5, time_scale: str | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rotator.infra.terraform import TerraformRoot, TerraformSettings
+from rotator.infra.terraform import TerraformRoot, TerraformRun
 from rotator.sandbox.terraform_runtime import emulator_backend, emulator_env, state_bucket
 
 
@@ -18,7 +18,7 @@ def apply_edge(folder: Path, region: str, info: dict[str, Any], state_dir: Path)
     env["TF_CLI_CONFIG_FILE"] = info["cli_config"]
     if info["reattach"].get(region):
         env["TF_REATTACH_PROVIDERS"] = info["reattach"][region]
-    settings = TerraformSettings(
+    settings = TerraformRun(
         terraform=info["terraform"],
         env=env,
         backend_config={"bucket": state_bucket(region),

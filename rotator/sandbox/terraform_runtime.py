@@ -1,5 +1,5 @@
 """Terraform in the sandbox: the binary, the CLI configuration, the long-lived provider
-and the S3 state buckets, assembled into per-group ``TerraformSettings``.
+and the S3 state buckets, assembled into per-group ``TerraformRun``.
 
 The groups' Terraform is the production one; only the environment differs: the
 provider and the S3 backend are pointed at the AWS emulator (``AWS_ENDPOINT_URL``,
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rotator.infra.terraform import TerraformSettings
+from rotator.infra.terraform import TerraformRun
 from rotator.sandbox.tf_install import (
     DEFAULT_MIRROR_DIRS,
     find_terraform,
@@ -180,7 +180,7 @@ class TerraformRuntime:
         key: str | None = None,
         data_dir: Path | None = None,
         **overrides,
-    ) -> TerraformSettings:
+    ) -> TerraformRun:
         region = region or REGION_OF_GROUP[group]
         env = emulator_env(self.endpoint_url, region)
         env["TF_CLI_CONFIG_FILE"] = str(self.cli_config)
@@ -191,7 +191,7 @@ class TerraformRuntime:
         if key:
             backend["key"] = key
         options = {"lock_timeout": self.lock_timeout, **overrides}
-        return TerraformSettings(
+        return TerraformRun(
             terraform=self.terraform,
             env=env,
             backend_config=backend,

@@ -11,8 +11,8 @@ from typing import Any
 
 from rotator.errors import InputError
 from rotator.model import RotationRecord, RotationStatus
+from rotator.session import waiting_approval
 from rotator.state.control import operator_request
-from rotator.wiring import waiting_approval
 
 
 def submit(store, group: str, action: str, *, by: str, via: str = "dashboard",

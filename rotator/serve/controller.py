@@ -211,7 +211,7 @@ def engine_runner(project) -> Runner:
     """Runs a group's unfinished rotation as `rotate resume` does, interactive, in this
     process, with the controller's sleep (so it can hand over) and an event callback."""
     def run(group: str, sleep: Callable[[float], None], on_event: Callable[[Any], None]):
-        from rotator.wiring import Session
+        from rotator.session import Session
 
         session = Session.open_current(project, group)
         engine = session.engine(on_event=on_event, interactive=True, sleep=sleep)

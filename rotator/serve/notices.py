@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rotator.model import RotationStatus
+
 PAIR_KINDS = ("failover", "failback")
 
 
@@ -47,7 +49,7 @@ def _what_failed(step: dict[str, Any]) -> str:
 
 def rotation_notices(rec: dict[str, Any], dashboard: str | None = None) -> list[Notice]:
     group, rid = rec["group"], rec["id"]
-    status = rec.get("status", "")
+    status = RotationStatus(rec["status"]) if rec.get("status") else None  # older names too
     link = _link(dashboard, group)
     move = f"{rec.get('stable') or '-'} -> {rec.get('candidate')}"
     env = f" [{rec['environment']}]" if rec.get("environment") else ""
@@ -84,7 +86,7 @@ def rotation_notices(rec: dict[str, Any], dashboard: str | None = None) -> list[
             f"{group}{env}: rotation stopped for an operator",
             f"rotation {rid} ({move}): {rec.get('reason')}{link}",
             rec.get("updated_at", 0.0), current=True, level="warning"))
-    elif status == "failed":
+    elif status == RotationStatus.ROLLBACK_FAILED:
         where = current["name"] if current else "-"
         out.append(Notice(
             group, group, f"{rid}.rollback-failed.{cursor}.{(current or {}).get('attempts', 0)}",

@@ -26,11 +26,19 @@ from collections.abc import Callable
 from typing import Any
 
 import consul
-from consul.callback import CB
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    wait_fixed,
+    wait_random,
+)
 
 from rotator.errors import RotatorError, TransientError
 from rotator.health.consul_client import ConsulEndpoint, consul_client
 from rotator.ports import LockHeld, LockInfo
+from rotator.retries import stop_at
 from rotator.state.control import with_request
 from rotator.tls import DEFAULT_TLS, TlsSettings
 
@@ -66,7 +74,7 @@ class ConsulLock:
 
     def _heartbeat(self) -> None:
         client = self._store.client()
-        interval = self._store.session_ttl / 3
+        interval = self._store.renew_every
         while not self._stop.wait(interval):
             asked = self._clock()
             try:
@@ -121,19 +129,26 @@ class ConsulRecordStore:
         *,
         tls: TlsSettings = DEFAULT_TLS,
         prefix: str = "rotator",
-        session_ttl: float = 15.0,
+        session_ttl: int = 15,
         lock_delay: float = 15.0,
+        renew_every: float | None = None,
+        cas_attempts: int = 20,
         request_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        if not 10 <= session_ttl <= 86400:
+            raise ValueError(f"session_ttl must be 10-86400 seconds (Consul's bounds), "
+                             f"not {session_ttl}")
         self._endpoint = ConsulEndpoint(address, datacenter, token, tls)
         self.address = self._endpoint.url
         self.datacenter = datacenter
         self.prefix = prefix.strip("/")
-        self.session_ttl = session_ttl
+        self.session_ttl = int(session_ttl)
         self.lock_delay = lock_delay
+        self.renew_every = renew_every or self.session_ttl / 3
+        self.cas_attempts = cas_attempts
         self.request_timeout = request_timeout
         self.clock = clock
         self.wall_clock = wall_clock
@@ -214,14 +229,24 @@ class ConsulRecordStore:
         """Read-modify-write with cas, retried: two operators asking at once are both kept."""
         client = self.client()
         key = self._key(group, "control")
-        while True:
+
+        def attempt() -> dict[str, Any] | None:
             _, entry = self._call("read control", lambda: client.kv.get(key))
             current = json.loads(entry["Value"]) if entry and entry.get("Value") else {}
             control = with_request(current, rotation_id, request)
-            cas = entry["ModifyIndex"] if entry else 0
             body = json.dumps(control, sort_keys=True)
-            if self._call("write control", lambda b=body, c=cas: client.kv.put(key, b, cas=c)):
-                return control
+            cas = entry["ModifyIndex"] if entry else 0
+            written = self._call("write control", lambda: client.kv.put(key, body, cas=cas))
+            return control if written else None  # another writer came first: read again
+
+        def gave_up(state: RetryCallState) -> None:
+            raise ConsulStoreError(f"consul at {self.address}: the control key of {group!r} "
+                                   f"kept changing under {state.attempt_number} attempts")
+
+        return Retrying(retry=retry_if_result(lambda control: control is None),
+                        stop=stop_after_attempt(self.cas_attempts),
+                        wait=wait_random(0, 0.05), sleep=self.sleep,
+                        retry_error_callback=gave_up)(attempt)
 
     def publish_live(self, group: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, sort_keys=True)
@@ -255,26 +280,28 @@ class ConsulRecordStore:
         info = {"group": group, "holder": f"{_user()}@{host}", "pid": os.getpid(), "host": host,
                 "started_at": self.wall_clock(), "rotation_id": rotation_id}
         asked_at = self.clock()
-        session_id = self._call("create a lock session", lambda: client.http.put(
-            CB.json(is_id=True), "/v1/session/create",
-            params=[("dc", self.datacenter)] if self.datacenter else [],
-            headers=client.prepare_headers(),
-            data=json.dumps({"Name": f"rotator-lock-{group}", "TTL": f"{self.session_ttl}s",
-                             "LockDelay": f"{self.lock_delay}s", "Behavior": "delete"})))
-        give_up = self.clock() + self.lock_delay + 1.0
+        session_id = self._call("create a lock session", lambda: client.session.create(
+            name=f"rotator-lock-{group}", ttl=self.session_ttl, lock_delay=self.lock_delay,
+            behavior="delete"))
+
+        def attempt() -> ConsulLock | None:
+            if self._call("take the lock", lambda: client.kv.put(
+                    key, json.dumps(info), acquire=session_id)):
+                return ConsulLock(self, group, key, session_id, asked_at)
+            _, entry = self._call("read the lock", lambda: client.kv.get(key))
+            if entry is not None and entry.get("Session"):
+                raise LockHeld(_lock_info(group, entry))
+            return None  # unheld but refused: the previous holder's lock-delay still runs
+
+        def gave_up(state: RetryCallState) -> None:
+            raise LockHeld(LockInfo(group=group, holder="(a holder that just ended)", pid=0,
+                                    host="", started_at=self.wall_clock()))
+
         try:
-            while True:
-                if self._call("take the lock", lambda: client.kv.put(
-                        key, json.dumps(info), acquire=session_id)):
-                    return ConsulLock(self, group, key, session_id, asked_at)
-                _, entry = self._call("read the lock", lambda: client.kv.get(key))
-                if entry is not None and entry.get("Session"):
-                    raise LockHeld(_lock_info(group, entry))
-                # Unheld but refused: the previous holder's lock-delay is still running.
-                if self.clock() >= give_up:
-                    raise LockHeld(LockInfo(group=group, holder="(a holder that just ended)", pid=0,
-                                            host="", started_at=self.wall_clock()))
-                self.sleep(min(0.25, self.lock_delay))
+            return Retrying(retry=retry_if_result(lambda lock: lock is None),
+                            stop=stop_at(self.clock() + self.lock_delay + 1.0, self.clock),
+                            wait=wait_fixed(min(0.25, self.lock_delay)), sleep=self.sleep,
+                            retry_error_callback=gave_up)(attempt)
         except BaseException:
             try:
                 client.session.destroy(session_id)

@@ -37,8 +37,9 @@ class TrafficGuard:
         self.services_passing = services_passing
         self.calls = calls or AwsCalls()
 
-    def check_weight(self, slot: str, outputs: SlotOutputs | None, what: str = "") -> None:
-        """Refuse to add weight to ``slot`` unless its instances and services are healthy."""
+    def check_weight(self, slot: str, outputs: SlotOutputs | None, what: str = "") -> int:
+        """Refuse to add weight to ``slot`` unless its instances and services are healthy;
+        the number of its InService instances."""
         target = f"{what} on slot {slot!r}" if what else f"weight on slot {slot!r}"
         if outputs is None:
             raise Refused(f"traffic guard: refusing to put {target}: the slot has no outputs")
@@ -50,6 +51,7 @@ class TrafficGuard:
                 f"traffic guard: refusing to put {target}: no InService instance in its ELB "
                 f"{outputs.elb_name} ({states})"
             )
+        return len(elb_reads.in_service(health))
 
     def check_services(self, slot: str, what: str = "weight") -> None:
         """Refuse unless ``services_passing(slot)`` says True (None = unknown = refuse)."""

@@ -44,10 +44,10 @@ def validate_weights(weights: dict[str, int]) -> None:
         raise Refused(f"weights must add up to 100, got {weights} (sum {sum(weights.values())})")
 
 
-def set_weights_by_slot(sets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, int]]:
-    """record key -> slot -> weight, from the record sets themselves."""
-    return {key: {slot: int(r.get("Weight", 0)) for slot, r in by_slot.items()}
-            for key, by_slot in sets.items()}
+def weights_of(sets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    """record key -> slot (or SetIdentifier) -> weight, from the record sets themselves."""
+    return {key: {who: int(r.get("Weight", 0)) for who, r in by.items()}
+            for key, by in sets.items()}
 
 
 def route53_sort_key(name: str, rtype: str) -> tuple[str, str]:
@@ -280,13 +280,13 @@ class Route53Router:
     def read(self) -> TrafficState:
         every = self.read_all_sets()
         return TrafficState(
-            weights=set_weights_by_slot(self._own(every)),
+            weights=weights_of(self._own(every)),
             # an alias to a load balancer answers with the balancer's own record, 60 s
             ttls={key: max((int(r.get("TTL", ALIAS_TTL)) for r in sets.values()), default=0)
                   for key, sets in every.items()},
-            others={key: {i: int(r.get("Weight", 0)) for i, r in sets.items()
-                          if i and self._slot_of(i) is None}
-                    for key, sets in every.items()},
+            others=weights_of({key: {i: r for i, r in sets.items()
+                                     if i and self._slot_of(i) is None}
+                               for key, sets in every.items()}),
         )
 
     def _by_zone(self) -> dict[str, list[RecordSpec]]:
@@ -346,42 +346,74 @@ class Route53Router:
         *,
         checked: frozenset[str] = frozenset(),
         journal: ChangeJournal | None = None,
+        fence: bool = False,
     ) -> None:
-        """``checked``: slots the caller has just passed through the traffic guard."""
+        """``checked``: slots the caller has just passed through the traffic guard;
+        ``fence``: see ``TrafficRouter.set_weights``."""
         validate_weights(weights)
         self.wait_journal(journal)
         missing = [s for s, w in weights.items() if w > 0 and s not in slots]
         if missing:
             raise Refused(f"refusing to put weight on slot(s) {missing} without outputs")
-        current_sets = self.read_sets()
-        current = set_weights_by_slot(current_sets)
+        every = self.read_all_sets()
+        current = weights_of(self._own(every))
         self.check_expected(current, weights, expected)
         self.guard_increases(current, weights, slots, checked)
+        # a slot never built has nothing to point at (weight 0)
+        desired = {spec.key: {set_identifier(self.group, slot): weighted_record_set(
+            spec, set_identifier(self.group, slot), weight, slots[slot], self.alias_zone)
+            for slot, weight in weights.items() if slot in slots} for spec in self.records}
+        self.write(desired, every, f"rotator {self.group}: {dict(sorted(weights.items()))}",
+                   journal, fence=fence)
 
+    def move_all(self, slot: str, outputs: SlotOutputs, among: set[str], *,
+                 journal: ChangeJournal | None = None
+                 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        """All weight of the records on ``slot`` of this group, every other set among
+        ``among`` (SetIdentifiers: a master/slave pair's) at 0; the weights of those sets
+        before and after, by SetIdentifier. The caller has checked the target's health."""
+        self.wait_journal(journal)
+        live = set_identifier(self.group, slot)
+
+        def pair(every: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict]]:
+            return {key: {i: r for i, r in sets.items() if i in among}
+                    for key, sets in every.items()}
+
+        before = pair(self.read_all_sets())
+        desired = {}
+        for spec in self.records:
+            sets = {i: {**r, "Weight": 0} for i, r in before.get(spec.key, {}).items()
+                    if i != live}
+            sets[live] = weighted_record_set(spec, live, 100, outputs, self.alias_zone)
+            desired[spec.key] = sets
+        after = self.write(desired, before, f"rotator: all traffic to {live}", journal)
+        return weights_of(before), weights_of(pair(after))
+
+    def write(self, desired: dict[str, dict[str, dict[str, Any]]],
+              current: dict[str, dict[str, dict[str, Any]]], comment: str,
+              journal: ChangeJournal | None, *, fence: bool = False
+              ) -> dict[str, dict[str, dict[str, Any]]]:
+        """UPSERT the ``desired`` sets (record key -> SetIdentifier -> record set) of every
+        record that differs from ``current`` (every record, with ``fence``), one batch per
+        hosted zone; wait INSYNC (the changes noted in ``journal``), read back and verify
+        the weights; what was read."""
         change_ids = []
         for zone_name, specs in self._by_zone().items():
             groups = []
             for spec in specs:
-                desired = [
-                    (slot, weighted_record_set(spec, set_identifier(self.group, slot), weight,
-                                               slots[slot], self.alias_zone))
-                    for slot, weight in sorted(weights.items())
-                    if slot in slots  # a slot never built has nothing to point at (weight 0)
-                ]
-                now = current_sets.get(spec.key, {})
-                if all(slot in now and comparable(now[slot]) == comparable(rrset)
-                       for slot, rrset in desired):
+                want, now = desired.get(spec.key, {}), current.get(spec.key, {})
+                if not fence and all(i in now and comparable(now[i]) == comparable(r)
+                                     for i, r in want.items()):
                     continue  # already as wanted (e.g. a resumed step)
-                # both slots of a record go together: a partial change could leave its
+                # every set of a record goes together: a partial change could leave its
                 # weights summing to anything
-                groups.append([{"Action": "UPSERT", "ResourceRecordSet": r} for _, r in desired])
+                groups.append([{"Action": "UPSERT", "ResourceRecordSet": r}
+                               for _, r in sorted(want.items())])
             if groups:
-                change_ids += submit(
-                    self.calls, self.route53, self.zones.zone_id(zone_name), groups,
-                    f"rotator {self.group}: {dict(sorted(weights.items()))}",
-                )
+                change_ids += submit(self.calls, self.route53, self.zones.zone_id(zone_name),
+                                     groups, comment)
         self.wait_changes(change_ids, journal)
-        self.verify(weights, slots)
+        return self.verify(weights_of(desired))
 
     def wait_journal(self, journal: ChangeJournal | None) -> None:
         """Changes an earlier attempt submitted (a process that died waiting) are waited
@@ -401,18 +433,16 @@ class Route53Router:
         if journal is not None:
             journal.in_sync()
 
-    def verify(self, weights: dict[str, int], slots: dict[str, SlotOutputs]) -> None:
-        """Read back and compare: StepFailed naming every record that differs."""
-        world = self.read().weights
-        wrong = []
-        for spec in self.records:
-            found = world.get(spec.key, {})
-            want = {s: w for s, w in weights.items() if s in slots}
-            got = {s: found.get(s) for s in want}
-            if got != want:
-                wrong.append(f"{spec.key}: want {want}, found {got}")
+    def verify(self, want: dict[str, dict[str, int]]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Read back and compare (record key -> SetIdentifier -> weight): StepFailed naming
+        every record that differs; the sets read."""
+        every = self.read_all_sets()
+        found = weights_of(every)
+        wrong = [f"{key}: want {sets}, found {got}" for key, sets in sorted(want.items())
+                 if (got := {i: found.get(key, {}).get(i) for i in sets}) != sets]
         if wrong:
             raise StepFailed("Route53 weights not as set after the change: " + "; ".join(wrong))
+        return every
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         return True  # set_weights returns once its changes are INSYNC
@@ -422,7 +452,7 @@ class Route53Router:
         """Delete the slot's record sets (refused while any carries weight)."""
         self.wait_journal(journal)
         sets = self.read_sets()
-        weights = set_weights_by_slot(sets)
+        weights = weights_of(sets)
         if self.guard is not None:
             self.guard.check_remove_records(slot, weights)
         else:

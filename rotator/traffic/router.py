@@ -52,6 +52,7 @@ class GroupTrafficRouter:
         expected: dict[str, int] | None = None,
         *,
         journal: ChangeJournal | None = None,
+        fence: bool = False,
     ) -> None:
         validate_weights(weights)
         self.dns.wait_journal(journal)
@@ -65,7 +66,8 @@ class GroupTrafficRouter:
                 # any weight moves (each check costs round trips, so only then)
                 checked = self.dns.guard_increases(current, weights, slots)
             self.edge.set_weights(weights)
-        self.dns.set_weights(weights, slots, expected, checked=checked, journal=journal)
+        self.dns.set_weights(weights, slots, expected, checked=checked, journal=journal,
+                             fence=fence)
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         return self.dns.settled(weights, slots, wait) and (

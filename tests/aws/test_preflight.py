@@ -9,7 +9,7 @@ import yaml
 
 from rotator.config import Project
 from rotator.errors import InputError
-from rotator.wiring import Session
+from rotator.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 

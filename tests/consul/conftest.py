@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +15,35 @@ from rotator.sandbox.consul import ConsulCore, ConsulServer
 
 DC = "cn-north-1"
 OTHER_DC = "ap-southeast-1"
+
+
+class ManualClock:
+    """A clock moved only by the test (a core's TTLs, session expiry and lock-delay, whose
+    timers fire when the test says: ``core.run_due()``; a gate's waits)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def in_background(call):
+    """Run ``call`` on a thread; its answer is ``result[0]`` once the thread is done."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    return thread, result
 
 
 @pytest.fixture

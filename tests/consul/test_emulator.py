@@ -14,14 +14,24 @@ import pytest
 import requests
 
 from rotator.sandbox.consul import ConsulCore, ConsulServer
-from tests.consul.conftest import DC, OTHER_DC, free_port
+from tests.consul.conftest import (
+    DC,
+    OTHER_DC,
+    ManualClock,
+    free_port,
+    in_background,
+    wait_until,
+)
 
 
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached in time"
-        time.sleep(0.02)
+@pytest.fixture
+def timed():
+    """(clock, core, server, client): a Consul whose time the test moves."""
+    clock = ManualClock()
+    core = ConsulCore([DC], clock=clock, run_timers=False)
+    with ConsulServer(core) as server:
+        yield clock, core, server, consul.Consul(port=server.port, dc=DC)
+    core.close()
 
 
 def test_service_with_ttl_check_turns_passing_then_expires(client: consul.Consul) -> None:
@@ -80,7 +90,7 @@ def test_http_check_follows_a_loopback_server(client: consul.Consul, status_serv
 
 def test_http_check_never_probes_other_addresses(core: ConsulCore, client: consul.Consul) -> None:
     client.agent.check.register("remote", consul.Check.http("http://10.0.0.1:80/", "50ms"))
-    time.sleep(0.3)
+    core.run_due()  # whatever is due fires now: no probe of it is, nor ever will be
     chk = client.agent.checks()["remote"]
     assert chk["Status"] == "critical" and chk["Output"] == ""
     assert core.dc(DC).checks[(core.dc(DC).node_name, "remote")].next_probe is None
@@ -110,24 +120,24 @@ def test_replace_existing_checks(client: consul.Consul) -> None:
 def test_blocking_query_returns_on_change(client: consul.Consul, core: ConsulCore) -> None:
     client.agent.service.register("api", service_id="api-1", tags=["t"], check=consul.Check.ttl("10s"))
     index, _ = client.health.service("api", tag="t")
-    timer = threading.Timer(0.2, lambda: core.dc(DC).update_check("service:api-1", "passing"))
-    timer.start()
-    start = time.monotonic()
-    new_index, nodes = client.health.service("api", tag="t", index=index, wait="5s")
-    elapsed = time.monotonic() - start
-    assert 0.15 < elapsed < 1.0
+    thread, answer = in_background(
+        lambda: client.health.service("api", tag="t", index=index, wait="5m"))
+    wait_until(lambda: core.notifier.blocked == 1)  # held: nothing changed yet
+    core.dc(DC).update_check("service:api-1", "passing")
+    thread.join(timeout=10)
+    (new_index, nodes), = answer
+    assert core.notifier.timeouts == 0  # woken by the change, not by its wait running out
     assert int(new_index) > int(index)
     assert nodes[0]["Checks"][0]["Status"] == "passing"
 
 
-def test_blocking_query_times_out_on_wait_with_same_index(client: consul.Consul) -> None:
+def test_blocking_query_times_out_on_wait_with_same_index(client: consul.Consul,
+                                                          core: ConsulCore) -> None:
     client.kv.put("cfg/a", "1")
     index, _ = client.kv.get("cfg/a")
-    start = time.monotonic()
     again, entry = client.kv.get("cfg/a", index=index, wait="400ms")
-    elapsed = time.monotonic() - start
     assert again == index and entry["Value"] == b"1"
-    assert 0.39 < elapsed < 0.4 + 0.4 / 16 + 0.2
+    assert core.notifier.timeouts == 1  # it was held, and answered when its wait ran out
 
 
 def test_blocking_on_a_missing_key_carries_an_index_and_wakes_on_create(client: consul.Consul) -> None:
@@ -205,35 +215,44 @@ def test_session_lock_acquire_release_and_lock_index(server: ConsulServer, clien
         client.kv.put("lock", "z", acquire="00000000-0000-0000-0000-000000000000")
 
 
-def test_session_ttl_expiry_releases_and_applies_lock_delay(server: ConsulServer) -> None:
-    base = f"{server.address}/v1"
-    c = consul.Consul(port=server.port)
-    start = time.monotonic()
-    sid = requests.put(f"{base}/session/create",
+def test_session_ttl_expiry_releases_and_applies_lock_delay(timed) -> None:
+    clock, core, server, c = timed
+    sid = requests.put(f"{server.address}/v1/session/create",
                        json={"TTL": "300ms", "LockDelay": "700ms", "Name": "short"}, timeout=5).json()["ID"]
     other = c.session.create(name="other", lock_delay=0)
     assert c.kv.put("held", "v", acquire=sid)
     info_index, info = c.session.info(sid)
     assert info["TTL"] == "300ms" and info["LockDelay"] == 700_000_000
-    _, info = c.session.info(sid, index=info_index, wait="3s")  # blocks until it expires
-    assert info is None and 0.29 < time.monotonic() - start < 1.5
+    thread, answer = in_background(lambda: c.session.info(sid, index=info_index, wait="5m"))
+    wait_until(lambda: core.notifier.blocked == 1)
+    clock.advance(0.299)
+    core.run_due()
+    assert c.session.info(sid)[1] is not None and thread.is_alive()  # not yet
+    clock.advance(0.002)
+    core.run_due()
+    thread.join(timeout=10)
+    assert answer[0][1] is None  # the blocked query woke when the session expired
     _, entry = c.kv.get("held")
     assert "Session" not in entry  # behaviour release: unlocked, value kept
+    clock.advance(0.69)
     assert c.kv.put("held", "w", acquire=other) is False  # lock-delay
-    wait_until(lambda: c.kv.put("held", "w", acquire=other), timeout=3)
-    assert time.monotonic() - start >= 0.3 + 0.7 - 0.05
+    clock.advance(0.02)
+    assert c.kv.put("held", "w", acquire=other) is True
 
 
-def test_session_renew_keeps_it_alive_and_delete_behaviour(server: ConsulServer) -> None:
-    base = f"{server.address}/v1"
-    c = consul.Consul(port=server.port)
-    sid = requests.put(f"{base}/session/create",
+def test_session_renew_keeps_it_alive_and_delete_behaviour(timed) -> None:
+    clock, core, server, c = timed
+    sid = requests.put(f"{server.address}/v1/session/create",
                        json={"TTL": "400ms", "Behavior": "delete", "LockDelay": "0s"}, timeout=5).json()["ID"]
     assert c.kv.put("eph", "v", acquire=sid)
-    for _ in range(4):
-        time.sleep(0.2)
+    for _ in range(4):  # 0.8 s in all, never 0.4 s without a renewal
+        clock.advance(0.2)
+        core.run_due()
         assert c.session.renew(sid)["ID"] == sid
-    wait_until(lambda: c.kv.get("eph")[1] is None, timeout=3)
+    assert c.kv.get("eph")[1] is not None
+    clock.advance(0.401)
+    core.run_due()
+    assert c.kv.get("eph")[1] is None
     with pytest.raises(consul.NotFound):
         c.session.renew(sid)
     assert c.session.destroy(sid) is True  # idempotent
@@ -312,13 +331,14 @@ def test_standalone_process_serves_and_stops_on_sigterm() -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         index, _ = c.kv.get("up")
-        blocked = threading.Thread(target=lambda: c.kv.get("up", index=index, wait="30s"), daemon=True)
+        blocked = threading.Thread(target=lambda: c.kv.get("up", index=index, wait="10m"), daemon=True)
         blocked.start()
-        time.sleep(0.1)
-        start = time.monotonic()
+        wait_until(lambda: c.agent.metrics()["Gauges"] and {
+            g["Name"]: g["Value"] for g in c.agent.metrics()["Gauges"]}.get(
+                "consul.rpc.queries_blocking") == 1)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
-        assert time.monotonic() - start < 3  # a pending blocking query does not hold shutdown
+        # a pending blocking query (held for 10 minutes) does not hold shutdown
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import consul
@@ -11,7 +10,14 @@ import pytest
 from rotator.health.consul import ConsulHealthSource
 from rotator.ports import GateSpec, ServiceRequirement, Verdict
 from rotator.sandbox.consul import ConsulCore, ConsulServer
-from tests.consul.conftest import DC, OTHER_DC, free_port
+from tests.consul.conftest import (
+    DC,
+    OTHER_DC,
+    ManualClock,
+    free_port,
+    in_background,
+    wait_until,
+)
 
 TAG = "prd-cn-green"
 
@@ -36,6 +42,21 @@ def poll_until(watch, verdict: Verdict, timeout: float = 5.0):
 @pytest.fixture
 def source(server: ConsulServer) -> ConsulHealthSource:
     return ConsulHealthSource(server.address, DC, block_seconds=5)
+
+
+@pytest.fixture
+def timed(server: ConsulServer):
+    """(clock, source): a gate whose waits run on a clock the test moves: a poll with nothing
+    to report returns only once the test has moved the clock past its wait."""
+    clock = ManualClock()
+    return clock, ConsulHealthSource(server.address, DC, block_seconds=5, clock=clock)
+
+
+def blocked(thread, seconds: float = 0.5) -> bool:
+    """The poll running on ``thread`` has not returned (its wait has not run out on the
+    test's clock); it would have returned at once if it did not wait."""
+    thread.join(timeout=seconds)
+    return thread.is_alive()
 
 
 def test_inconclusive_without_data_then_successful(source, client) -> None:
@@ -67,28 +88,28 @@ def test_failed_within_a_second_of_a_check_going_critical(source, client, core: 
     reqs = [ServiceRequirement("api", 3, TAG), ServiceRequirement("web", 1, TAG)]
     with source.watch(reqs, GateSpec()) as watch:
         assert watch.poll(1.0).verdict == Verdict.SUCCESSFUL
-        results = []
-        poller = threading.Thread(target=lambda: results.append(watch.poll(5.0)))
-        poller.start()
-        time.sleep(0.1)
-        flipped = time.monotonic()
+        wait_until(lambda: core.notifier.blocked == 2)  # each service's query is held
+        poller, results = in_background(lambda: watch.poll(60.0))
         core.dc(DC).update_check(f"service:api-{TAG}-1", "critical", "connection refused")
-        poller.join()
-        latency = time.monotonic() - flipped
+        poller.join(timeout=10)
         assert results[0].verdict == Verdict.FAILED
-        assert latency < 1.0
+        # the held query answered the change itself: not found at its next turn, 5 s later
+        assert core.notifier.timeouts == 0
         assert results[0].reason.startswith(f"api: 2/3 passing in {TAG}")
         assert "connection refused" in results[0].reason
 
 
-def test_poll_blocks_until_wait_when_nothing_changes(source, client) -> None:
+def test_poll_blocks_until_wait_when_nothing_changes(timed, client) -> None:
+    clock, source = timed
     register(client, "api", 1, passing=True)
     with source.watch([ServiceRequirement("api", 1, TAG)], GateSpec()) as watch:
-        watch.poll(1.0)
-        start = time.monotonic()
-        result = watch.poll(0.4)
-        assert 0.35 < time.monotonic() - start < 1.0
-        assert result.verdict == Verdict.SUCCESSFUL
+        watch.poll(1.0)  # the first answer: at once
+        poller, results = in_background(lambda: watch.poll(0.4))
+        clock.advance(0.39)
+        assert blocked(poller)
+        clock.advance(0.02)
+        poller.join(timeout=10)
+        assert results[0].verdict == Verdict.SUCCESSFUL
 
 
 def test_thresholds_count_evaluations(source, client) -> None:
@@ -104,19 +125,24 @@ def test_thresholds_count_evaluations(source, client) -> None:
         assert watch.poll(0.05).verdict == Verdict.FAILED
 
 
-def test_no_data_period_is_bounded(source) -> None:
+def test_no_data_period_is_bounded(timed) -> None:
+    clock, source = timed
     with source.watch([ServiceRequirement("ghost", 1, TAG)], GateSpec(no_data_seconds=0.5)) as watch:
         assert watch.poll(0.1).verdict == Verdict.INCONCLUSIVE
-        start = time.monotonic()
-        result = watch.poll(5.0)  # returns when the no-data period runs out, not after 5 s
-        assert result.verdict == Verdict.FAILED and time.monotonic() - start < 1.5
-        assert "no instance registered" in result.reason
+        poller, results = in_background(lambda: watch.poll(5.0))
+        assert blocked(poller)
+        clock.advance(0.5)  # the no-data period runs out, 4.5 s before the poll's wait would
+        poller.join(timeout=10)
+        assert results[0].verdict == Verdict.FAILED
+        assert "no instance registered" in results[0].reason
 
 
-def test_no_data_period_starts_at_the_first_poll_not_at_creation(source) -> None:
+def test_no_data_period_starts_at_the_first_poll_not_at_creation(timed) -> None:
+    clock, source = timed
     with source.watch([ServiceRequirement("ghost", 1, TAG)], GateSpec(no_data_seconds=0.5)) as watch:
-        time.sleep(0.8)  # started early (while Marathon deploys), asked later
+        clock.advance(0.8)  # started early (while Marathon deploys), asked later
         assert watch.poll(0.1).verdict == Verdict.INCONCLUSIVE
+        clock.advance(0.5)
         assert watch.poll(5.0).verdict == Verdict.FAILED
 
 
@@ -184,15 +210,18 @@ def test_datacenters_are_separate(server, core: ConsulCore) -> None:
         assert watch.poll(0.5).verdict == Verdict.INCONCLUSIVE
 
 
-def test_in_process_registrator_style_updates_wake_the_gate(source, core: ConsulCore) -> None:
+def test_in_process_registrator_style_updates_wake_the_gate(timed, core: ConsulCore) -> None:
+    clock, source = timed
     dc = core.dc(DC)
     with source.watch([ServiceRequirement("api", 1, TAG)], GateSpec()) as watch:
         assert watch.poll(0.5).verdict == Verdict.INCONCLUSIVE
+        wait_until(lambda: core.notifier.blocked == 1)
+        poller, results = in_background(lambda: watch.poll(3.0))  # its clock never moves
         dc.register_service({"Name": "api", "ID": "api-task-1", "Tags": [TAG],
                              "Check": {"TTL": "30s", "Status": "passing"}})
-        start = time.monotonic()
-        assert watch.poll(3.0).verdict == Verdict.SUCCESSFUL
-        assert time.monotonic() - start < 0.5
+        poller.join(timeout=10)
+        assert results[0].verdict == Verdict.SUCCESSFUL
+        assert core.notifier.timeouts == 0  # the held query woke on the registration
 
 
 def test_passing_now_counts_each_requirement_in_its_slot(source, client, core: ConsulCore) -> None:

@@ -16,26 +16,16 @@ import pytest
 import requests
 
 from rotator.sandbox.consul import ConsulCore, ConsulServer
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.consul.conftest import ManualClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def locked(clock: FakeClock) -> Iterator[tuple[ConsulServer, consul.Consul]]:
+def locked(clock: ManualClock) -> Iterator[tuple[ConsulServer, consul.Consul]]:
     # No timer thread: nothing expires unless a test moves the clock and runs the timers.
     core = ConsulCore(["dc1"], clock=clock, run_timers=False)
     with ConsulServer(core) as srv:
@@ -121,7 +111,7 @@ def test_cas_and_delete_cas(locked) -> None:
     assert c.kv.delete("rec", cas=index) is True  # deleting a missing key with cas succeeds
 
 
-def test_lock_delay_after_invalidation_on_injected_clock(locked, clock: FakeClock) -> None:
+def test_lock_delay_after_invalidation_on_injected_clock(locked, clock: ManualClock) -> None:
     _, c = locked
     holder = c.session.create(name="holder", lock_delay=15)
     waiter = c.session.create(name="waiter", lock_delay=0)
@@ -147,7 +137,7 @@ def test_release_sets_no_lock_delay(locked) -> None:
     assert c.kv.put("lock", "b", acquire=other) is True
 
 
-def test_lock_delay_on_ttl_expiry_and_delete_behaviour(locked, clock: FakeClock) -> None:
+def test_lock_delay_on_ttl_expiry_and_delete_behaviour(locked, clock: ManualClock) -> None:
     srv, c = locked
     sid = c.session.create(ttl=10, lock_delay=5, behavior="delete")
     other = c.session.create(lock_delay=0)

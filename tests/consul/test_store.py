@@ -12,14 +12,15 @@ import consul
 import pytest
 
 from rotator.ports import LockHeld, RecordStore
+from rotator.sandbox.consul import ConsulCore, ConsulServer
 from rotator.state.consul_store import ConsulRecordStore, ConsulStoreError, RecordConflict
-from tests.consul.conftest import DC, free_port
+from tests.consul.conftest import DC, ManualClock, free_port
 
 CONTENDER = r"""
 import sys
 from rotator.ports import LockHeld
 from rotator.state.consul_store import ConsulRecordStore
-store = ConsulRecordStore(sys.argv[1], sys.argv[2], session_ttl=1.0, lock_delay=0.2)
+store = ConsulRecordStore(sys.argv[1], sys.argv[2], lock_delay=0.2)
 try:
     lock = store.acquire("prd-cn", sys.argv[3])
 except LockHeld as exc:
@@ -32,9 +33,29 @@ lock.release()
 
 
 def make_store(server, **kw) -> ConsulRecordStore:
-    kw.setdefault("session_ttl", 1.0)
+    kw.setdefault("session_ttl", 10)
     kw.setdefault("lock_delay", 0.3)
+    kw.setdefault("renew_every", 0.02)
     return ConsulRecordStore(server.address, DC, **kw)
+
+
+def wait_until(condition, timeout: float = 15.0) -> None:
+    """For what a real thread (the lock's heartbeat) does: a condition, a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def clocked():
+    """A Consul whose TTLs and lock-delays run on a clock the test moves (timers run when
+    the test says)."""
+    clock = ManualClock()
+    core = ConsulCore([DC], clock=clock, run_timers=False)
+    with ConsulServer(core) as srv:
+        yield srv, clock
+    core.close()
 
 
 def test_is_a_record_store(server) -> None:
@@ -105,8 +126,6 @@ def test_lock_refuses_a_second_holder_and_names_the_first(server) -> None:
         assert info.pid == os.getpid() and info.rotation_id == "rot-1" and "@" in info.holder
         assert "rot-1" in str(refused.value)
         assert b.lock_info("prd-cn") == info
-        time.sleep(1.2)  # longer than the session TTL: the heartbeat keeps it
-        assert not lock.lost()
     finally:
         lock.release()
     assert b.lock_info("prd-cn") is None
@@ -114,30 +133,49 @@ def test_lock_refuses_a_second_holder_and_names_the_first(server) -> None:
     second.release()
 
 
+def test_the_heartbeat_keeps_the_lock_past_its_ttl(clocked) -> None:
+    srv, clock = clocked
+    store = make_store(srv, clock=clock)
+    lock = store.acquire("prd-cn", "rot-1")
+    try:
+        for _ in range(3):  # three times most of a TTL, each followed by a renewal
+            clock.advance(9)
+            moved = clock()
+            wait_until(lambda moved=moved: lock._last_renewed >= moved)
+            srv.core.run_due()
+        assert not lock.lost() and store.lock_info("prd-cn").rotation_id == "rot-1"
+    finally:
+        lock.release()
+
+
 def test_lock_is_lost_when_the_session_goes_away(server) -> None:
     store = make_store(server)
     lock = store.acquire("prd-cn", "rot-1")
     consul.Consul(port=server.port, dc=DC).session.destroy(lock.session_id)
-    deadline = time.monotonic() + 2
-    while not lock.lost():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lock.lost)
     assert store.lock_info("prd-cn") is None  # behaviour delete: holder details gone
 
 
-def test_crashed_holder_expires_then_lock_delay_then_free(server, core) -> None:
-    holder = make_store(server, session_ttl=0.5, lock_delay=0.4)
+def test_crashed_holder_expires_then_lock_delay_then_free(clocked) -> None:
+    srv, clock = clocked
+    holder = make_store(srv, clock=clock, lock_delay=5)
     lock = holder.acquire("prd-cn", "rot-1")
     lock._stop.set()  # the holder freezes: no more renewals, as after kill -9
-    start = time.monotonic()
-    while holder.lock_info("prd-cn") is not None:
-        assert time.monotonic() - start < 3
-        time.sleep(0.05)
+    lock._thread.join()
+    clock.advance(10)
+    srv.core.run_due()  # its session's TTL ran out
+    expired = clock()
+    assert holder.lock_info("prd-cn") is None
     assert lock.lost()
-    taker = make_store(server)
+    taker = make_store(srv, clock=clock, lock_delay=5, sleep=clock.advance)
     second = taker.acquire("prd-cn", "rot-2")  # waits out the lock-delay
-    assert time.monotonic() - start >= 0.5
+    assert 5 <= clock() - expired <= 6
     second.release()
+
+
+def test_session_ttl_outside_consuls_bounds_is_refused() -> None:
+    with pytest.raises(ValueError, match="10-86400"):
+        ConsulRecordStore("http://127.0.0.1:8500", DC, session_ttl=2)
 
 
 def test_two_processes_contend_for_the_group_lock(server) -> None:
@@ -166,3 +204,22 @@ def test_unreachable_consul_is_a_clear_transient_error() -> None:
     with pytest.raises(ConsulStoreError, match="unreachable") as err:
         store.load("prd-cn")
     assert "tok-secret" not in str(err.value) and "tok-secret" not in repr(store)
+
+
+def test_a_control_write_that_keeps_losing_its_race_gives_up(server) -> None:
+    from rotator.state.control import operator_request
+
+    slept: list[float] = []
+    store = make_store(server, cas_attempts=3, sleep=slept.append)
+    real = store.client
+
+    def losing():  # every check-and-set finds the key changed since it was read
+        client = real()
+        put = client.kv.put
+        client.kv.put = lambda key, value, **kw: False if "cas" in kw else put(key, value, **kw)
+        return client
+
+    store.client = losing
+    with pytest.raises(ConsulStoreError, match="kept changing under 3 attempts"):
+        store.write_control("g", "r1", operator_request("abort", reason="x"))
+    assert len(slept) == 2

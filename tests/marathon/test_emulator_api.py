@@ -11,14 +11,11 @@ from marathon.models import MarathonApp, MarathonDeployment, MarathonGroup, Mara
 
 from rotator.apps.marathon_compat import ConflictError, MarathonHttpError, NotFoundError
 
-from .conftest import Served
+from .conftest import ManualClock, Served, wait_until
 
 
 def wait_idle(client, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.list_deployments():
-        assert time.monotonic() < deadline, "deployments did not finish"
-        time.sleep(0.01)
+    wait_until(lambda: not client.list_deployments(), timeout)
 
 
 def web(instances: int = 2, **extra) -> MarathonApp:
@@ -62,9 +59,10 @@ def test_create_shows_one_deployment_then_tasks_healthy(marathon: Served) -> Non
 
 
 def test_health_results_empty_until_first_check(serve) -> None:
-    m = serve(step_seconds=0.3)
+    clock = ManualClock()
+    m = serve(step_seconds=0.3, clock=clock)
     m.client.create_app("/slow", web(instances=1))
-    time.sleep(0.45)  # running (one step), first check not yet (two steps)
+    clock.advance(0.45)  # running (one step), first check not yet (two steps)
     (task,) = m.client.list_tasks("/slow")
     assert task.state == "TASK_RUNNING" and task.health_check_results == []
     app = m.client.get_app("/slow")
@@ -240,7 +238,9 @@ def test_kill_tasks_replaced_or_scaled(marathon: Served) -> None:
     assert c.kill_given_tasks([tasks[0].id]) is True
     killed = c.kill_task("/k", tasks[1].id)
     assert killed.id == tasks[1].id
-    time.sleep(0.4)
+    killed_ids = {tasks[0].id, tasks[1].id}
+    wait_until(lambda: len(ts := c.list_tasks("/k")) == 3 and killed_ids.isdisjoint(
+        {t.id for t in ts}))
     after = c.list_tasks("/k")
     assert len(after) == 3 and {tasks[0].id, tasks[1].id}.isdisjoint({t.id for t in after})
     c.kill_task("/k", after[0].id, scale=True)
@@ -252,10 +252,10 @@ def test_kill_tasks_replaced_or_scaled(marathon: Served) -> None:
 
 
 def test_queue_and_unique_constraint(serve) -> None:
-    m = serve()
-    c = m.client
+    clock = ManualClock()
+    c = serve(clock=clock).client
     c.create_app("/u", MarathonApp(cmd="x", instances=4, constraints=[["hostname", "UNIQUE"]]))
-    time.sleep(0.2)
+    clock.advance(0.2)
     (item,) = c.list_queue()  # three agents: the fourth task has nowhere to go
     assert item.app.id == "/u" and item.count == 1
     assert len({t.host for t in c.list_tasks("/u")}) == 3
@@ -279,7 +279,7 @@ def test_sandbox_health_controls_over_http(marathon: Served) -> None:
     c.create_app("/h", web(instances=2))
     wait_idle(c)
     requests.post(marathon.url + "/_sandbox/apps/h/health", json={"mode": "unhealthy"}).raise_for_status()
-    time.sleep(0.15)
+    wait_until(lambda: c.get_app("/h").tasks_unhealthy == 2)
     app = c.get_app("/h")
     assert (app.tasks_healthy, app.tasks_unhealthy) == (0, 2)
     requests.post(marathon.url + "/_sandbox/apps/h/health", json={"mode": "flapping"}).raise_for_status()
@@ -293,20 +293,26 @@ def test_sandbox_health_controls_over_http(marathon: Served) -> None:
     assert bad.status_code == 422
 
 
-def test_unavailable_answers_503_then_recovers(marathon: Served) -> None:
+def test_unavailable_answers_503_then_recovers(serve) -> None:
+    clock = ManualClock()
+    marathon = serve(clock=clock)
     requests.post(marathon.url + "/_sandbox/unavailable", json={"seconds": 0.3}).raise_for_status()
     r = requests.get(marathon.url + "/v2/apps")
     assert r.status_code == 503
-    time.sleep(0.35)
+    clock.advance(0.29)
+    assert requests.get(marathon.url + "/v2/apps").status_code == 503
+    clock.advance(0.02)
     assert requests.get(marathon.url + "/v2/apps").status_code == 200
     stats = requests.get(marathon.url + "/_sandbox/stats").json()
-    assert stats["by_route"]["GET /v2/apps"] == 2
+    assert stats["by_route"]["GET /v2/apps"] == 3
 
 
-def test_step_time_control(marathon: Served) -> None:
+def test_step_time_control(serve) -> None:
+    clock = ManualClock()
+    marathon = serve(clock=clock)
     r = requests.post(marathon.url + "/_sandbox/step", json={"seconds": 0.5})
     assert r.json()["step_seconds"] == 0.5 and marathon.emulator.step_seconds == 0.5
     marathon.client.create_app("/s", MarathonApp(cmd="x", instances=1))
-    time.sleep(0.2)
+    clock.advance(0.49)
     assert len(marathon.client.list_deployments()) == 1
     assert json.loads(requests.get(marathon.url + "/v2/deployments").text)[0]["currentStep"] == 2

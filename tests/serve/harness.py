@@ -10,8 +10,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rotator.engine import Engine
-from tests.engine_harness import APPS, GROUP
-from tests.fakes import FakeApps, FakeGuard, FakeHealth, FakeInfra, FakeTraffic, FakeWorld
+from tests.engine_harness import engine
+from tests.fakes import FakeWorld
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
@@ -25,14 +25,17 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
     raise AssertionError(f"condition not met in {timeout}s")
 
 
+def back_at_the_approval(store, group: str) -> bool:
+    """The controller's resumed run of a waiting canary is at its approval again: a resume
+    first writes 'running' (noting "resumed"), then 'waiting' once it reaches the step."""
+    record = store.load(group) or {}
+    return record.get("status") == "waiting" and any(
+        e.get("msg") == "resumed" for e in record.get("events", []))
+
+
 def fake_engine(world: FakeWorld, store, policy, *, interactive=False, sleep=None,
                 on_event=None) -> Engine:
-    return Engine(
-        group=GROUP, policy=policy, infra=FakeInfra(world), apps=FakeApps(world),
-        health=FakeHealth(world), traffic=FakeTraffic(world), store=store, guard=FakeGuard(),
-        app_definitions=APPS, clock=world.clock, sleep=sleep or world.clock.sleep,
-        on_event=on_event, interactive=interactive,
-    )
+    return engine(world, store, policy, interactive=interactive, sleep=sleep, on_event=on_event)
 
 
 def fake_runner(world: FakeWorld, store, policy, *, real_pause: float = 0.005, log=None):

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from rotator.environment import Environment, NotifyEnv
-from rotator.errors import InputError, StepFailed
+from rotator.errors import InputError
 from rotator.serve import serve
 from rotator.serve.app import create_app
 from rotator.serve.auth import Access
@@ -18,8 +18,9 @@ from rotator.serve.feed import FileChangeFeed
 from rotator.serve.service import ServeSettings, Service
 from rotator.state.file_store import FileRecordStore
 from tests.engine_harness import GROUP, PROJECT, policy
+from tests.fake_aws import client_error
 from tests.fakes import FakeWorld
-from tests.serve.harness import Served, fake_engine, fake_runner, wait_for
+from tests.serve.harness import Served, back_at_the_approval, fake_engine, fake_runner, wait_for
 
 SECRETS = {
     "CN_CONSUL_TOKEN": "consul-token-5f1e0c",
@@ -105,7 +106,7 @@ def test_the_page_the_api_and_metrics(served, world, setup):
     service, srv = served
     store, _ = setup
     fake_engine(world, store, policy("canary")).start("ami-0123abcd")  # waits for approval
-    wait_for(lambda: service.controller.holding())
+    wait_for(lambda: service.controller.holding() and back_at_the_approval(store, GROUP.name))
     page = requests.get(f"{srv.url}/", timeout=5)
     assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
@@ -164,7 +165,8 @@ def test_promote_and_abort_act_through_the_control_channel(served, world, setup)
 def test_promote_when_no_approval_waits_says_so_as_the_cli_does(served, world, setup):
     service, srv = served
     store, _ = setup
-    world.faults["set_weights"] = [StepFailed("Route53: InvalidChangeBatch")]
+    world.faults["route53:ChangeResourceRecordSets"] = [
+        client_error("InvalidChangeBatch", "RRSet with DNS name is not permitted")]
     fake_engine(world, store, policy("canary", on_failure="pause")).start("ami-0123abcd")
     s, csrf = browser(srv)
     answer = post(s, srv, "/api/groups/prd-cn/promote", csrf)
@@ -277,7 +279,7 @@ def test_a_record_change_is_pushed_to_the_open_stream(served, world, setup):
     service, srv = served
     store, _ = setup
     fake_engine(world, store, policy("canary")).start("ami-0123abcd")
-    wait_for(lambda: service.controller.holding())
+    wait_for(lambda: service.controller.holding() and back_at_the_approval(store, GROUP.name))
 
     def promote():
         s, csrf = browser(srv)

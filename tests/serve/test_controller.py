@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from rotator.errors import StepFailed
 from rotator.model import RotationStatus
 from rotator.ports import LockInfo
 from rotator.serve.actions import submit
@@ -21,7 +20,9 @@ from rotator.serve.controller import (
 from rotator.serve.feed import FileChangeFeed
 from rotator.state.file_store import FileRecordStore
 from tests.engine_harness import GROUP, policy
+from tests.fake_aws import client_error
 from tests.fakes import FakeWorld
+from tests.promises import violations
 from tests.serve.harness import fake_engine, fake_runner, wait_for
 
 LOCK = LockInfo("prd-cn", "ops@ci", 4242, "ci", 1.0, "r1")
@@ -42,7 +43,8 @@ def state(status: str, *, lock=None, requests=()) -> GroupState:
     ("paused", None, TakeoverRules(), (), None),  # off by default
     ("paused", None, TakeoverRules(resume_paused=True), (), "paused"),
     ("paused", None, TakeoverRules(), ({"action": "abort"},), "paused, and an abort was asked"),
-    ("failed", None, TakeoverRules(resume_paused=True), (), None),  # a human decides
+    ("rollback-failed", None, TakeoverRules(resume_paused=True), (), None),  # a human decides
+    ("failed", None, TakeoverRules(resume_paused=True), (), None),  # the same, in older records
     ("done", None, TakeoverRules(), (), None),
     ("rolled-back", None, TakeoverRules(), (), None),
 ])
@@ -103,7 +105,7 @@ def test_a_waiting_canary_is_carried_on_and_promoted(world, store):
         wait_for(lambda: store.load(GROUP.name)["status"] == "done")
         done = store.load(GROUP.name)
         assert done["operator_actions"][0]["outcome"] == "approved approval"
-        assert world.weights == {"green": 100} and world.violations == []
+        assert world.weights == {"green": 100} and violations(world) == []
         assert controller.acted == [(GROUP.name, record.id)]
     finally:
         stop(board, controller)
@@ -120,7 +122,7 @@ def test_a_candidate_turning_bad_during_the_approval_is_rolled_back(world, store
         assert "health gate failed" in record["reason"]
         approval = next(s for s in record["steps"] if s["kind"] == "approve")
         assert approval["status"] == "failed"
-        assert world.weights.get("blue") == 100 and world.violations == []
+        assert world.weights.get("blue") == 100 and violations(world) == []
     finally:
         stop(board, controller)
 
@@ -145,7 +147,8 @@ def test_a_stopping_controller_hands_the_approval_over(world, store):
 
 
 def test_a_paused_rotation_waits_for_an_operator_unless_asked(world, store):
-    world.faults["set_weights"] = [StepFailed("Route53: InvalidChangeBatch")]
+    world.faults["route53:ChangeResourceRecordSets"] = [
+        client_error("InvalidChangeBatch", "RRSet with DNS name is not permitted")]
     record = fake_engine(world, store, policy("canary", on_failure="pause")).start("ami-0123abcd")
     assert record.status is RotationStatus.PAUSED
     log: list = []

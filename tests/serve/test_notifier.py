@@ -101,7 +101,7 @@ def test_every_kind_of_event_reaches_the_webhook_once_with_two_controllers(store
         world.fail_health_after["blue"] = 0
         world.faults["destroy"] = [StepFailed("terraform destroy: DependencyViolation")] * 500
         assert fake_engine(world, store, policy("blue-green")).start(
-            "ami-0123abcf").status.value == "failed"
+            "ami-0123abcf").status.value == "rollback-failed"
         wait_for(lambda: "rollback-failed" in [kind_of(t) for t in receiver.titles()])
 
         failover_event(store, time.time())

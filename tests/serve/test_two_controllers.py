@@ -15,6 +15,7 @@ from rotator.serve.feed import ConsulChangeFeed
 from rotator.state.consul_store import ConsulRecordStore
 from tests.engine_harness import GROUP, policy
 from tests.fakes import FakeWorld
+from tests.promises import violations
 from tests.serve.harness import fake_engine, fake_runner, wait_for
 
 DC = "cn-north-1"
@@ -30,7 +31,7 @@ def consul():
 
 def consul_store(server) -> ConsulRecordStore:
     """One per controller, as on machines of their own."""
-    return ConsulRecordStore(server.address, DC, session_ttl=2.0, lock_delay=0.2)
+    return ConsulRecordStore(server.address, DC, lock_delay=0.2)
 
 
 class ActingLog:
@@ -107,7 +108,7 @@ def test_one_controller_acts_and_the_other_takes_over_when_it_stops(consul):
         submit(setup, GROUP.name, "promote", by="ops@laptop")
         wait_for(lambda: setup.load(GROUP.name)["status"] == "done", timeout=30)
         assert log.most == 1  # never two at once
-        assert world.weights == {"green": 100} and world.violations == []
+        assert world.weights == {"green": 100} and violations(world) == []
     finally:
         for board, ctl in running.values():
             ctl.stop(timeout=15)

@@ -4,6 +4,8 @@ running long-lived per region, and helpers that build adapters on the groups' fo
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,12 +26,35 @@ REGIONS = ("cn-north-1", "ap-southeast-1")
 EDGE_REGION = {"cn": "cn-north-1", "sg": "ap-southeast-1"}
 
 
+class Delays:
+    """What the emulator's injected delays wait with: real time, or, while the test holds
+    them (``hold``), until it releases them (``release``): a call is then slow for exactly
+    as long as the test needs, however loaded the machine."""
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def __call__(self, seconds: float) -> None:
+        if self._open.is_set():
+            time.sleep(seconds)
+        else:
+            assert self._open.wait(timeout=300), "a held delay was never released"
+
+
 @dataclass
 class TfWorld:
     emulator: AwsEmulator
     runtime: TerraformRuntime
     amis: dict[str, str]  # region -> registered AMI id
     scratch: Path
+    delays: Delays
 
     def ami(self, group: str) -> str:
         return self.amis[REGION_OF_GROUP[group]]
@@ -96,13 +121,14 @@ def tf_world(tmp_path_factory):
     if find_provider_mirror() is None:
         pytest.skip("no filesystem mirror of hashicorp/aws on this machine")
     scratch = tmp_path_factory.mktemp("tf")
-    emulator = AwsEmulator(ami_validation=True).start()
+    delays = Delays()
+    emulator = AwsEmulator(ami_validation=True, sleep=delays).start()
     emulator.warm(*REGIONS)
     runtime = TerraformRuntime(endpoint_url=emulator.url, state_dir=scratch / "state")
     try:
         runtime.start(REGIONS)
         amis = {r: emulator.register_ami("rotator-base", region=r) for r in REGIONS}
-        world = TfWorld(emulator, runtime, amis, scratch)
+        world = TfWorld(emulator, runtime, amis, scratch, delays)
         # The regions' edges are long-lived and every slot peers with its region's: apply
         # them once (in parallel: the provider waits about a minute for each load balancer).
         with ThreadPoolExecutor(len(EDGE_REGION)) as pool:

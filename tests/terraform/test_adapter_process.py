@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rotator.errors import InputError
-from rotator.infra.terraform import TerraformInfrastructure, TerraformSettings
+from rotator.infra.terraform import TerraformInfrastructure, TerraformRun
 from rotator.infra.tf_errors import TerraformApplyError
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -66,7 +66,7 @@ def stub(tmp_path, monkeypatch):
     (group / "main.tf").write_text("# stand-in\n")
 
     def make(backend=None, **env):
-        settings = TerraformSettings(
+        settings = TerraformRun(
             terraform=str(binary),
             env={"STUB_LOG": str(log), "STUB_STATE": str(tmp_path / "state.json"),
                  "AWS_SECRET_ACCESS_KEY": SECRET, **env},
@@ -137,4 +137,4 @@ def test_secrets_never_reach_the_error(stub):
 
 def test_missing_group_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="group folder not found"):
-        TerraformInfrastructure(Path(tmp_path / "nope"), group="x", settings=TerraformSettings())
+        TerraformInfrastructure(Path(tmp_path / "nope"), group="x", settings=TerraformRun())

@@ -105,13 +105,15 @@ def test_edge_roots_and_a_group_complete_under_ec2_elb_and_route53_throttling(tf
 
 def test_held_lock_names_the_holder_and_unknown_ami_is_a_clear_error(tf_world):
     """Two things, one slow apply: the holder of the lock boots an AMI the region does
-    not know (slowed down so the lock is held for a while); the second apply is refused."""
+    not know (its first call held until the second apply was refused, so the lock is held
+    all that time); the second apply is refused."""
     infra = tf_world.group("prd-sg-master")
     unknown_ami = "ami-0123456789abcdef0"
     s3 = tf_world.emulator.client("s3", "ap-southeast-1", internal=True)
     backend = infra.settings.backend_config
     lock_key = f"env:/blue/{backend['key']}.tflock"
-    tf_world.emulator.add_fault("ec2:CreateVpc", None, count=1, delay=4.0)
+    tf_world.delays.hold()
+    tf_world.emulator.add_fault("ec2:CreateVpc", None, count=1, delay=1.0)
     holder_error: list[BaseException] = []
 
     def holder():
@@ -135,6 +137,7 @@ def test_held_lock_names_the_holder_and_unknown_ami_is_a_clear_error(tf_world):
         assert lock.operation == "OperationTypeApply"
         assert lock.who in str(err.value) and lock.id in str(err.value)
     finally:
+        tf_world.delays.release()
         first.join()
         tf_world.emulator.clear_faults()
 

@@ -176,10 +176,10 @@ def test_config_error_is_an_input_error_with_file_and_line():
 def test_variables_marked_secret_are_redacted_from_terraform_output():
     """Terraform prints a variable's value in its diagnostics (e.g. `var.db_password is
     "..."` under a failed validation): a value marked secret in group.yaml never shows."""
-    from rotator.infra.terraform import TerraformSettings
+    from rotator.infra.terraform import TerraformRun
     from rotator.infra.tf_errors import redact
 
-    settings = TerraformSettings(variables={"db_password": "Tr0ub4dor-3", "agent_count": 2},
+    settings = TerraformRun(variables={"db_password": "Tr0ub4dor-3", "agent_count": 2},
                                  secret_variables=("db_password",))
     text = 'Error: Invalid value for variable\n  var.db_password is "Tr0ub4dor-3"\n'
     assert "Tr0ub4dor-3" not in redact(text, settings.secrets())
@@ -190,7 +190,7 @@ def test_secret_vars_must_name_variables_of_the_group(tmp_path):
     import pytest
     from pydantic import ValidationError
 
-    from rotator.config import TerraformSettings as GroupTerraform
+    from rotator.config import TerraformSettings
 
     with pytest.raises(ValidationError, match="secret_vars names variables not in vars"):
-        GroupTerraform(vars={"agent_count": 2}, secret_vars=["db_password"])
+        TerraformSettings(vars={"agent_count": 2}, secret_vars=["db_password"])

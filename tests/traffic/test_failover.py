@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rotator.errors import Refused
-from rotator.failover import PairSide, failback, failover
+from rotator.failover import PairSide, failover
 from rotator.traffic import RecordSpec, build_group_router
 
 MASTER, SLAVE = "prd-sg-master", "prd-sg-slave"
@@ -35,7 +35,7 @@ def pair(sg_world):
     kwargs = dict(records=records, route53=w.route53,
                   services_passing=lambda group, slot: w.services.get(group),
                   clock=w.clock, sleep=w.clock.sleep, wall_clock=lambda: 1_700_000_000.0)
-    failback(master=sides[MASTER], slave=sides[SLAVE], **kwargs)
+    failover(source=sides[SLAVE], target=sides[MASTER], action="failback", **kwargs)
     w.emulator.reset_calls()
     return w, sides, records, zone_id, kwargs
 
@@ -71,7 +71,7 @@ def test_failover_while_master_fails_then_failback(pair):
     assert w.emulator.calls()["elbv2:ModifyListener"] == 1
 
     w.services[MASTER] = True
-    back = failback(master=sides[MASTER], slave=sides[SLAVE], **kwargs)
+    back = failover(source=sides[SLAVE], target=sides[MASTER], action="failback", **kwargs)
     assert back["action"] == "failback" and back["to"] == MASTER
     assert pair_weights(w, zone_id, records) == {
         spec.key: {"prd-sg-master-blue": 100, "prd-sg-slave-green": 0} for spec in records
@@ -84,13 +84,13 @@ def test_failover_while_master_fails_then_failback(pair):
 def test_unhealthy_target_refused_even_forced(pair, force):
     w, sides, records, zone_id, kwargs = pair
     w.services[SLAVE] = False
-    with pytest.raises(Refused, match="target prd-sg-slave/green services are not passing"):
+    with pytest.raises(Refused, match="target prd-sg-slave/green: .*services are not passing"):
         failover(source=sides[MASTER], target=sides[SLAVE], force=force, **kwargs)
     w.services[SLAVE] = True
     arn = sides[SLAVE].edge.target_group_arns()["green"]
     for ip in sides[SLAVE].outputs.private_ips["proxy"]:
         w.emulator.set_target_health(arn, ip, "unhealthy")
-    with pytest.raises(Refused, match="no healthy target in edge"):
+    with pytest.raises(Refused, match="in edge prd-sg-master-edge.*no healthy target"):
         failover(source=sides[MASTER], target=sides[SLAVE], force=force, **kwargs)
     assert "route53:ChangeResourceRecordSets" not in w.emulator.calls()
     assert "elbv2:ModifyListener" not in w.emulator.calls()

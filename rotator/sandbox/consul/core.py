@@ -104,6 +104,7 @@ class ConsulCore:
                 "consul.consul.state.config_entries": sum(len(dc.config.entries) for dc in dcs),
                 "consul.session_ttl.active": sum(len(dc.sessions) for dc in dcs),
                 "consul.runtime.num_goroutines": threading.active_count(),
+                "consul.rpc.queries_blocking": self.notifier.blocked,
             }
 
     def close(self) -> None:

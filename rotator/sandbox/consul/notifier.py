@@ -27,11 +27,15 @@ class Subscription:
             return True
         if timeout <= 0:
             return False
+        self._notifier._count(blocked=1)
         try:
             await asyncio.wait_for(asyncio.shield(self._fut), timeout)
             return True
         except TimeoutError:
+            self._notifier._count(timeouts=1)
             return False
+        finally:
+            self._notifier._count(blocked=-1)
 
     def cancel(self) -> None:
         self._notifier._forget(self._topics, self._fut)
@@ -42,6 +46,13 @@ class ChangeNotifier:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self.closed = False
+        self.blocked = 0  # queries waiting now (Consul's gauge consul.rpc.queries_blocking)
+        self.timeouts = 0  # waits that ended because their time was up, not by a change
+
+    def _count(self, blocked: int = 0, timeouts: int = 0) -> None:
+        with self._lock:
+            self.blocked += blocked
+            self.timeouts += timeouts
 
     def close(self) -> None:
         """Release every blocked query (server shutdown); later waits return at once."""

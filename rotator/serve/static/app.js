@@ -3,7 +3,7 @@
 "use strict";
 
 const state = { csrf: "", groups: new Map(), notes: new Map(), chartTimer: null };
-const ICON = { pending: "·", running: "▶", done: "✔", failed: "✘", skipped: "–" };
+const ICON = { pending: "·", running: "▶", done: "✔", failed: "✘" };
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
