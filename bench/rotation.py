@@ -79,7 +79,7 @@ def set_apps(root: Path, n: int) -> None:
 def child(ami: str) -> None:
     """Run one rotation in this process; print its record and peak RSS as JSON."""
     from rotator.config import Project
-    from rotator.wiring import Session
+    from rotator.session import Session
 
     started = time.time()
     session = Session.open(Project(Path.cwd()), "prd-cn", "bench")
