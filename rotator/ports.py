@@ -241,8 +241,10 @@ class TrafficRouter(Protocol):
         by hand), refuse with StepFailed rather than overwrite it. Changes noted in
         ``journal`` by an earlier attempt are waited for first. ``fence``: send the records
         even when they already hold ``weights`` and wait until that change is INSYNC (an
-        attempt that died between its change and noting it leaves a change that may still
-        be propagating; a later change of the zone is in sync only after it)."""
+        attempt that died between its change and noting it leaves a change whose id is
+        lost and which may still be propagating; GetChange's INSYNC says "the changes have
+        propagated to all Route 53 DNS servers managing the hosted zone", so once the
+        re-sent change is INSYNC every server answers these weights)."""
 
     def settled(self, weights: dict[str, int], slots: dict[str, SlotOutputs], wait: float) -> bool:
         """True once the change is in sync and the registered instances are InService."""
