@@ -339,8 +339,8 @@ def sandbox(args) -> None:
 
     added = []
     for run in range(1, args.runs + 1):
-        report = Path(args.report) / f"run-{run}" if args.report and args.runs > 1 else (
-            Path(args.report) if args.report else None)
+        report = None if not args.report else (
+            Path(args.report) / f"run-{run}" if args.runs > 1 else Path(args.report))
         figures = measure_rotation(root, info, args, dns_host, dns_port, lb_port, report)
         added.append(figures["added_ms"]["p99"])
         if args.runs > 1:
