@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import socket
+import time
 from collections import Counter
 
 import pytest
@@ -65,9 +66,11 @@ def test_classic_elb_forwards_only_to_healthy_instances(world):
     dns = world.client("elb").describe_load_balancers(
         LoadBalancerNames=[name])["LoadBalancerDescriptions"][0]["DNSName"]
     url = _url(world, dns.upper() + ".")  # any case, trailing dot
+    before = time.monotonic()
     answers = [_get(url) for _ in range(20)]
     assert {a.status_code for a in answers} == {200}
     assert {a.json()["slot"] for a in answers} == {"blue"}
+    assert world.plane.balancers.last_request >= before  # AWS requests now give way
     # the emulator's forced health still wins in what DescribeInstanceHealth says
     world.aws.set_instance_health(name, proxy, "OutOfService")
     assert setup.instance_states(world, name)[proxy][0] == "OutOfService"

@@ -3,6 +3,10 @@ it serves has not changed."""
 
 from __future__ import annotations
 
+import time
+
+from rotator.sandbox.dataplane.plane import AWS_GAP, FLOWING
+
 
 def test_a_change_that_serves_nothing_new_is_not_applied(world, monkeypatch):
     applied = []
@@ -31,9 +35,18 @@ def test_a_change_that_serves_nothing_new_is_not_applied(world, monkeypatch):
     assert proxy["InstanceId"] not in world.plane._proxies
 
 
-def test_aws_requests_give_way_to_the_loop(world, monkeypatch):
-    assert world.aws.before_serving == world.plane.loop.yield_while_behind
-    calls = []
-    monkeypatch.setattr(world.aws, "before_serving", lambda: calls.append(1))
+
+def test_aws_requests_give_way_while_requests_flow(world, monkeypatch):
+    plane = world.plane
+    assert world.aws.before_serving == plane.give_way
+    gaps = []
+    monkeypatch.setattr(plane, "_sleep", gaps.append)
+    monkeypatch.setattr(plane.balancers, "last_request", float("-inf"))  # no traffic
     world.client("ec2").describe_vpcs()
-    assert calls == [1]
+    assert gaps == []
+    monkeypatch.setattr(plane.balancers, "last_request", time.monotonic())
+    world.client("ec2").describe_vpcs()
+    assert gaps == [AWS_GAP]
+    monkeypatch.setattr(plane.balancers, "last_request", time.monotonic() - 2 * FLOWING)
+    world.client("ec2").describe_vpcs()
+    assert gaps == [AWS_GAP]

@@ -70,7 +70,7 @@ class AwsEmulator:
         # Where real health-check results come from (the world's data plane); None: moto's.
         self.health_source: Any = None
         # Called before moto serves each request, under the emulator's lock: the world's
-        # data plane makes AWS requests wait while its event loop is behind.
+        # data plane spaces AWS requests out while it carries requests of its own.
         self.before_serving: Callable[[], None] | None = None
 
     # ---------------------------------------------------------------- lifecycle

@@ -194,6 +194,7 @@ class LoadBalancers:
         self.groups: dict[str, TargetGroup] = {}
         self.used_groups: set[str] = set()
         self._weights: dict[str, dict[str, float]] = {}  # alb key -> smooth WRR state
+        self.last_request = float("-inf")  # when a request last came in, by ``clock``
 
     # ------------------------------------------------------------------ reconcile
 
@@ -367,6 +368,7 @@ class LoadBalancers:
         return best
 
     async def route(self, server: BalancerServer, request: web.BaseRequest) -> web.StreamResponse:
+        self.last_request = self._clock()
         spec = server.spec
         classic = isinstance(spec, ClassicBalancer)
         ns = CLASSIC_NS if classic else ALB_NS

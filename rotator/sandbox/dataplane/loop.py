@@ -1,15 +1,21 @@
-"""One asyncio event loop, in a thread of its own, that serves the whole data plane."""
+"""One asyncio event loop, in a thread of its own, that serves the whole data plane.
+
+It is uvloop's. The loop shares its process, and so the GIL, with the AWS emulator (which
+Terraform keeps busy during a rotation) and the other servers of the world. The standard
+loop lets the GIL go at every socket call and then waits for another thread to give it
+back; uvloop reads and writes its sockets in C and lets it go only to wait for them, so
+the other threads delay its requests less (see also ``AWS_GAP`` in :mod:`.plane`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .pacing import WatchedSelector, yield_while_behind
+import uvloop
 
 T = TypeVar("T")
 
@@ -17,11 +23,8 @@ T = TypeVar("T")
 class LoopThread:
     """``run(coro)`` from any other thread; ``spawn(coro)`` without waiting."""
 
-    def __init__(self, name: str = "dataplane",
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.selector = WatchedSelector(clock)
-        self._clock = clock
-        self.loop = asyncio.SelectorEventLoop(self.selector)
+    def __init__(self, name: str = "dataplane") -> None:
+        self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
 
@@ -45,11 +48,6 @@ class LoopThread:
         if self.in_loop():
             raise RuntimeError("LoopThread.run called from its own loop")
         return self.spawn(coro).result(timeout)
-
-    def yield_while_behind(self) -> None:
-        """In another thread: wait while the loop is behind (:mod:`.pacing`)."""
-        if not self.in_loop():
-            yield_while_behind(self.selector, self._clock)
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
