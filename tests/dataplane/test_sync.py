@@ -1,9 +1,7 @@
-"""The data plane follows the AWS emulator, and leaves its event loop alone when what
-it serves has not changed."""
+"""The data plane follows the AWS emulator, leaves its event loop alone when what it
+serves has not changed, and spaces AWS requests out while requests flow."""
 
 from __future__ import annotations
-
-import time
 
 from rotator.sandbox.dataplane.plane import AWS_GAP, FLOWING
 
@@ -35,18 +33,18 @@ def test_a_change_that_serves_nothing_new_is_not_applied(world, monkeypatch):
     assert proxy["InstanceId"] not in world.plane._proxies
 
 
-
 def test_aws_requests_give_way_while_requests_flow(world, monkeypatch):
     plane = world.plane
     assert world.aws.before_serving == plane.give_way
     gaps = []
     monkeypatch.setattr(plane, "_sleep", gaps.append)
+    monkeypatch.setattr(plane, "_clock", lambda: 1000.0)
     monkeypatch.setattr(plane.balancers, "last_request", float("-inf"))  # no traffic
     world.client("ec2").describe_vpcs()
     assert gaps == []
-    monkeypatch.setattr(plane.balancers, "last_request", time.monotonic())
+    monkeypatch.setattr(plane.balancers, "last_request", 1000.0 - FLOWING / 2)
     world.client("ec2").describe_vpcs()
     assert gaps == [AWS_GAP]
-    monkeypatch.setattr(plane.balancers, "last_request", time.monotonic() - 2 * FLOWING)
+    monkeypatch.setattr(plane.balancers, "last_request", 1000.0 - FLOWING)  # a second ago
     world.client("ec2").describe_vpcs()
     assert gaps == [AWS_GAP]

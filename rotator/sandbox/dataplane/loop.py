@@ -3,8 +3,9 @@
 It is uvloop's. The loop shares its process, and so the GIL, with the AWS emulator (which
 Terraform keeps busy during a rotation) and the other servers of the world. The standard
 loop lets the GIL go at every socket call and then waits for another thread to give it
-back; uvloop reads and writes its sockets in C and lets it go only to wait for them, so
-the other threads delay its requests less (see also ``AWS_GAP`` in :mod:`.plane`).
+back. uvloop lets it go while libuv waits on the sockets and takes it back once per
+Python callback; its reads and writes are C calls that keep it, so the other threads
+delay its requests less (see also ``AWS_GAP`` in :mod:`.plane`).
 """
 
 from __future__ import annotations
