@@ -1,12 +1,4 @@
-"""One asyncio event loop, in a thread of its own, that serves the whole data plane.
-
-It is uvloop's. The loop shares its process, and so the GIL, with the AWS emulator (which
-Terraform keeps busy during a rotation) and the other servers of the world. The standard
-loop lets the GIL go at every socket call and then waits for another thread to give it
-back. uvloop lets it go while libuv waits on the sockets and takes it back once per
-Python callback; its reads and writes are C calls that keep it, so the other threads
-delay its requests less (see also ``AWS_GAP`` in :mod:`.plane`).
-"""
+"""One asyncio event loop, in a thread of its own, that serves the whole data plane."""
 
 from __future__ import annotations
 
@@ -16,8 +8,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import uvloop
-
 T = TypeVar("T")
 
 
@@ -25,7 +15,7 @@ class LoopThread:
     """``run(coro)`` from any other thread; ``spawn(coro)`` without waiting."""
 
     def __init__(self, name: str = "dataplane") -> None:
-        self.loop = uvloop.new_event_loop()
+        self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
 

@@ -47,8 +47,8 @@ RESYNC_SECONDS = 2.0
 # before moto serves it. The data plane shares the GIL with moto, which serves one request
 # at a time and computes while Terraform keeps it busy; the gap between two of them lets
 # the event loop serve what queued meanwhile. AWS's own answers take as long or longer;
-# bench/data_plane.py: a rotation under load took 76-86 s against 70-75 s without the gap,
-# and the p99 latency the path adds fell from 49-138 ms to 5-6 ms.
+# bench/data_plane.py: a rotation under load took 77-82 s, and the p99 latency the path
+# adds was 6-10 ms, against 11-47 ms when the loop's lag decided when AWS requests waited.
 FLOWING = 1.0
 AWS_GAP = 0.05
 _EC2_CHANGES = {"RunInstances", "TerminateInstances", "StopInstances", "StartInstances",
