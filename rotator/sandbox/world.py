@@ -51,9 +51,9 @@ log = logging.getLogger("rotator.sandbox.world")
 REGIONS = ("cn-north-1", "ap-southeast-1")
 SANDBOX_RECORD_TTL = 10
 # How long a thread that wants the GIL waits before the holder must let go (Python's
-# default: 5 ms). The data plane's event loop gives the GIL up whenever it waits on its
-# sockets; with moto busy serving Terraform in another thread, each wake-up cost it up to
-# 5 ms and requests queued behind them. Threads only switch this often when one waits.
+# default: 5 ms). The data plane's event loop gives the GIL up at every socket call; with
+# moto busy serving Terraform in another thread, each call cost it up to 5 ms and requests
+# queued behind them. Threads only switch this often when one of them waits.
 SWITCH_INTERVAL = 0.0005
 # What a proxy instance's /health reflects: "backends" (a healthy task behind it), as a
 # marathon-lb style proxy does, so a slot's ELB lags its apps by its health checks (rotator
