@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import threading
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -35,6 +37,12 @@ def _get(url: str, **kw) -> requests.Response:
     return session.get(url, timeout=10, **kw)
 
 
+class Served(NamedTuple):
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+
 @pytest.fixture(scope="module")
 def served(sandbox, tmp_path_factory):
     port = _free_port()
@@ -51,7 +59,7 @@ def served(sandbox, tmp_path_factory):
             assert proc.poll() is None, open(log.name).read()
             return False
     wait_for(up, timeout=60)
-    yield url, proc
+    yield Served(url, proc, Path(log.name))
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=30)
@@ -68,14 +76,44 @@ def canary_waiting(sandbox) -> tuple[dict, subprocess.CompletedProcess]:
     return sandbox.record(), run
 
 
-def held_by_controller(sandbox, url: str, rotation_id: str) -> bool:
-    group = _get(f"{url}/api/groups/prd-cn").json()
-    controller = group.get("controller") or {}
-    return controller.get("rotation_id") == rotation_id and controller.get("acting")
+def why(served: Served, sandbox) -> str:
+    """What a failed wait shows: the rotation's record and what `rotate serve` logged."""
+    rec = sandbox.record() or {}
+    events = "\n".join(f"  {e.get('t')}: {e.get('msg')}" for e in rec.get("events", [])[-12:])
+    log = served.log.read_text().splitlines()[-30:]
+    return (f"rotation {rec.get('id')} is {rec.get('status')} ({rec.get('reason')!r}), "
+            f"last events:\n{events}\nrotate serve's log:\n" + "\n".join(log))
+
+
+def settles(served: Served, sandbox, rotation_id: str, status: str,
+            timeout: float = 240) -> dict:
+    """The rotation's record once it stops moving; fails at once, saying why, when it
+    stops anywhere but ``status``."""
+    def stopped():
+        rec = sandbox.record() or {}
+        return rec.get("id") == rotation_id and rec.get("status") in (
+            "done", "rolled-back", "paused", "rollback-failed") and rec
+    try:
+        rec = wait_for(stopped, timeout=timeout, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"not settled in {timeout} s: {why(served, sandbox)}") from None
+    assert rec["status"] == status, why(served, sandbox)
+    return rec
+
+
+def wait_held(served: Served, sandbox, rotation_id: str) -> None:
+    """Until `rotate serve`'s controller runs the rotation (it took it over, holds its lock)."""
+    def held():
+        controller = _get(f"{served.url}/api/groups/prd-cn").json().get("controller") or {}
+        return controller.get("rotation_id") == rotation_id and controller.get("acting")
+    try:
+        wait_for(held, timeout=60)
+    except AssertionError:
+        raise AssertionError(f"not taken over in 60 s: {why(served, sandbox)}") from None
 
 
 def test_serve_answers_on_loopback(served):
-    url, _ = served
+    url = served.url
     assert '<script src="/static/app.js"' in _get(f"{url}/").text
     groups = {g["name"]: g for g in _get(f"{url}/api/groups").json()}
     assert set(groups) == {"prd-cn", "prd-sg-master", "prd-sg-slave"}
@@ -93,7 +131,7 @@ def test_serve_answers_on_loopback(served):
 
 @needs_browser
 def test_the_page_follows_a_canary_and_its_buttons_act(served, sandbox, tmp_path):
-    url, _ = served
+    url = served.url
     ami = sandbox.bake()
     with chromium_page() as page:
         page.goto(f"{url}/")
@@ -112,12 +150,14 @@ def test_the_page_follows_a_canary_and_its_buttons_act(served, sandbox, tmp_path
         wait_for(advanced, timeout=240, interval=0.1)
         assert cli.wait(timeout=60) == 4
         assert len([n for n in seen if n > 0]) >= 3, seen  # steps advanced one by one
-        wait_for(lambda: held_by_controller(sandbox, url, sandbox.record()["id"]), timeout=60)
+        rotation_id = sandbox.record()["id"]
+        wait_held(served, sandbox, rotation_id)
 
         page.on("dialog", lambda dialog: dialog.accept())
         page.click('[data-group="prd-cn"] button.promote')
+        settles(served, sandbox, rotation_id, "done")
         page.wait_for_selector('[data-group="prd-cn"] [data-rotation-status="done"]',
-                               timeout=240_000)
+                               timeout=60_000)
         assert "promoted by dashboard@127.0.0.1" in page.inner_text(
             '[data-group="prd-cn"] .history')
         page.screenshot(path=str(tmp_path / "dashboard-done.png"))
@@ -128,17 +168,18 @@ def test_the_page_follows_a_canary_and_its_buttons_act(served, sandbox, tmp_path
 
 @needs_browser
 def test_the_abort_button_rolls_a_waiting_canary_back(served, sandbox):
-    url, _ = served
+    url = served.url
     stable = sandbox.live_slot()
     record, _ = canary_waiting(sandbox)
-    wait_for(lambda: held_by_controller(sandbox, url, record["id"]), timeout=60)
+    wait_held(served, sandbox, record["id"])
     with chromium_page() as page:
         page.goto(f"{url}/")
         page.wait_for_selector('[data-group="prd-cn"] [data-rotation-status="waiting"]')
         page.on("dialog", lambda dialog: dialog.accept())
         page.click('[data-group="prd-cn"] button.abort')
+        settles(served, sandbox, record["id"], "rolled-back")
         page.wait_for_selector('[data-group="prd-cn"] [data-rotation-status="rolled-back"]',
-                               timeout=240_000)
+                               timeout=60_000)
         assert "aborted by dashboard@127.0.0.1" in page.inner_text(
             '[data-group="prd-cn"] .history')
     assert sandbox.record()["status"] == "rolled-back"
@@ -147,11 +188,11 @@ def test_the_abort_button_rolls_a_waiting_canary_back(served, sandbox):
 
 def test_a_waiting_canary_turning_bad_is_rolled_back_by_the_controller_under_load(
         served, sandbox):
-    url, serve_proc = served
+    url = served.url
     stable = sandbox.live_slot()
     candidate = OTHER[stable]
     record, _ = canary_waiting(sandbox)
-    wait_for(lambda: held_by_controller(sandbox, url, record["id"]), timeout=60)
+    wait_held(served, sandbox, record["id"])
 
     load: dict = {}
 
@@ -170,8 +211,7 @@ def test_a_waiting_canary_turning_bad_is_rolled_back_by_the_controller_under_loa
     wait_for(stable_serves_load, timeout=90, interval=1.0)
 
     sandbox.set_app_health("prd-cn", candidate, "/prd/web", "unhealthy")
-    wait_for(lambda: sandbox.record()["status"] == "rolled-back", timeout=240)
-    rolled = sandbox.record()
+    rolled = settles(served, sandbox, record["id"], "rolled-back")
     assert "health gate failed" in rolled["reason"], rolled["reason"]
     approval = next(s for s in rolled["steps"] if s["kind"] == "approve")
     assert approval["status"] == "failed"  # judged while it waited, by the controller
@@ -183,4 +223,4 @@ def test_a_waiting_canary_turning_bad_is_rolled_back_by_the_controller_under_loa
     started, ended = load["started_at"], load["started_at"] + load["elapsed_s"]
     rollback_at = next(e["t"] for e in rolled["events"] if e["msg"].startswith("rolling back"))
     assert started <= rollback_at <= ended  # the rollback happened under the load
-    assert serve_proc.poll() is None
+    assert served.proc.poll() is None
