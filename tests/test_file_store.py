@@ -79,3 +79,52 @@ def test_a_lock_taken_over_is_lost_for_its_old_holder(tmp_path):
     while not lock.lost() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert lock.lost()
+
+
+def test_a_renewal_under_way_does_not_bring_a_released_lock_back(tmp_path, monkeypatch):
+    """release() waits for the heartbeat's write: a lock file written back after the unlink
+    would name a process that exits, and refuse every later rotation of the group."""
+    import threading
+
+    from rotator.state import file_store
+
+    renewing, go_on = threading.Event(), threading.Event()
+    write = file_store._atomic_write
+
+    def slow_renewal(path, data):
+        if threading.current_thread().name.startswith("lock-"):
+            renewing.set()
+            go_on.wait(10)
+        write(path, data)
+    monkeypatch.setattr(file_store, "_atomic_write", slow_renewal)
+    lock = FileRecordStore(tmp_path, heartbeat=0.01).acquire("prd-cn", "r1")
+    assert renewing.wait(10)  # the heartbeat has read the lock and is about to write it
+    releasing = threading.Thread(target=lock.release)
+    releasing.start()
+    releasing.join(0.2)  # an unguarded release would be done by now, the file unlinked
+    go_on.set()
+    releasing.join(10)
+    lock._thread.join(10)  # the heartbeat has written, or given up
+    assert not releasing.is_alive() and not lock._thread.is_alive()
+    assert not (tmp_path / "prd-cn" / "lock").exists()
+    FileRecordStore(tmp_path).acquire("prd-cn", "r2").release()
+
+
+def test_a_lock_is_never_seen_half_written(tmp_path, monkeypatch):
+    """The lock appears with its whole content or not at all: a reader racing an acquire
+    (the dashboard, a second `rotate`) never reads an empty file."""
+    import os
+
+    from rotator.state import file_store
+
+    seen = []
+    link = os.link
+
+    def watched_link(src, dst):
+        seen.append(json.loads(open(src).read()))  # what appears at dst, in full
+        link(src, dst)
+    monkeypatch.setattr(file_store.os, "link", watched_link)
+    lock = FileRecordStore(tmp_path, holder="ops@bastion").acquire("prd-cn", "r1")
+    assert seen and seen[0]["holder"] == "ops@bastion" and seen[0]["rotation_id"] == "r1"
+    assert [p.name for p in (tmp_path / "prd-cn").iterdir()] == ["lock"]  # nothing aside
+    lock.release()

@@ -9,7 +9,8 @@ Layout under the state folder::
     <group>/claims/<key>           who first claimed a one-time duty (a notification)
 
 Writes go to a temporary file that is renamed over the target (atomic on
-POSIX). The lock is a file created with O_EXCL; a heartbeat thread renews it.
+POSIX). The lock is a file created whole by a hard link that fails if it exists; a
+heartbeat thread renews it.
 A lock whose holder died on this host, or that was not renewed within its
 TTL, is stale: it is reported, and broken only when asked (``--break-lock``).
 """
@@ -52,6 +53,21 @@ def _atomic_write(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def _create_whole(path: Path, data: dict[str, Any]) -> None:
+    """Create ``path`` with ``data``, FileExistsError when it exists: written aside, then
+    hard-linked into place, so that no reader ever sees the file empty or half written."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -92,6 +108,10 @@ class FileLock:
 
     def release(self) -> None:
         self._stop.set()
+        # a renewal under way would write the file back after the unlink below, leaving a
+        # lock held by a process about to exit
+        if self._thread is not threading.current_thread():
+            self._thread.join()
         current = _read(self.path)
         if current and current.get("token") == self._token():
             with contextlib.suppress(FileNotFoundError):
@@ -190,7 +210,7 @@ class FileRecordStore:
                 "token": f"{info.host}:{info.pid}:{now}"}
         for _ in range(2):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                _create_whole(path, data)
             except FileExistsError:
                 held = _read(path)
                 if held is None:
@@ -201,7 +221,5 @@ class FileRecordStore:
                         path.unlink()
                     continue
                 raise LockHeld(self.lock_info(group) or info, stale=stale) from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
             return FileLock(path, info, self.heartbeat)
         raise LockHeld(self.lock_info(group) or info)
