@@ -20,6 +20,7 @@ from rotator.state.file_store import FileRecordStore
 from tests.engine_harness import GROUP, PROJECT, policy
 from tests.fake_aws import client_error
 from tests.fakes import FakeWorld
+from tests.serve.browser import chromium_missing, chromium_page
 from tests.serve.harness import Served, back_at_the_approval, fake_engine, fake_runner, wait_for
 
 SECRETS = {
@@ -160,6 +161,32 @@ def test_promote_and_abort_act_through_the_control_channel(served, world, setup)
 
     again = post(s, srv, "/api/groups/prd-cn/promote", csrf)
     assert again.status_code == 409 and "has no unfinished rotation" in again.json()["error"]
+
+
+@pytest.mark.skipif(chromium_missing() is not None, reason=chromium_missing() or "")
+def test_a_press_on_promote_survives_the_card_being_redrawn(served, world, setup):
+    """Every pushed change redraws the card: a button pressed while that happens still
+    acts, on the rotation shown then (a replaced button would swallow the click)."""
+    service, srv = served
+    store, _ = setup
+    record = fake_engine(world, store, policy("canary")).start("ami-0123abcd")
+    wait_for(lambda: service.controller.holding())
+    asked: list[str] = []
+    with chromium_page() as page:
+        page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{srv.url}/")
+        card = '[data-group="prd-cn"]'
+        box = page.wait_for_selector(f"{card} button.promote:not([disabled])").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.evaluate(f"document.querySelector('{card}').dataset.drawn = 'before'")
+        page.mouse.down()
+        service.hub.publish("group", service.detail(GROUP.name))  # a change, mid-press
+        page.wait_for_selector(f"{card}:not([data-drawn])", state="attached")  # redrawn
+        page.mouse.up()
+        assert page.locator(f"{card} button.promote").count() == 1
+    assert asked == [f"Promote prd-cn: approve 'approval' of rotation {record.id} and "
+                     "carry it on?"]
+    assert store.read_control(GROUP.name) == {}  # dismissed: nothing sent
 
 
 def test_promote_when_no_approval_waits_says_so_as_the_cli_does(served, world, setup):

@@ -155,6 +155,8 @@ def test_the_page_follows_a_canary_and_its_buttons_act(served, sandbox, tmp_path
 
         page.on("dialog", lambda dialog: dialog.accept())
         page.click('[data-group="prd-cn"] button.promote')
+        sent = page.wait_for_selector('[data-group="prd-cn"] .notice.ok', timeout=30_000)
+        assert sent.inner_text() == "promote sent as dashboard@127.0.0.1"
         settles(served, sandbox, rotation_id, "done")
         page.wait_for_selector('[data-group="prd-cn"] [data-rotation-status="done"]',
                                timeout=60_000)
@@ -177,6 +179,8 @@ def test_the_abort_button_rolls_a_waiting_canary_back(served, sandbox):
         page.wait_for_selector('[data-group="prd-cn"] [data-rotation-status="waiting"]')
         page.on("dialog", lambda dialog: dialog.accept())
         page.click('[data-group="prd-cn"] button.abort')
+        sent = page.wait_for_selector('[data-group="prd-cn"] .notice.ok', timeout=30_000)
+        assert sent.inner_text() == "abort sent as dashboard@127.0.0.1"
         settles(served, sandbox, record["id"], "rolled-back")
         page.wait_for_selector('[data-group="prd-cn"] [data-rotation-status="rolled-back"]',
                                timeout=60_000)

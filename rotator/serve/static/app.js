@@ -50,7 +50,10 @@ function slotTag(slot) {
 
 // ---------------------------------------------------------------- actions
 
-async function act(group, action, rotation, step) {
+async function act(group, action) {
+  // what the card shows now: a button kept across redraws acts on the latest rotation
+  const rot = state.groups.get(group)?.rotation || {};
+  const [rotation, step] = [rot.id, rot.current_step];
   const question = action === "promote"
     ? `Promote ${group}: approve '${step}' of rotation ${rotation} and carry it on?`
     : `Abort ${group}'s rotation ${rotation} and roll it back?`;
@@ -130,9 +133,9 @@ function rotationBlock(g) {
   const buttons = unfinished ? h("div", { class: "buttons" },
     h("button", { class: "promote", type: "button", disabled: !rot.waiting_approval,
       title: rot.waiting_approval ? `approve '${rot.current_step}'` : "nothing waits for approval",
-      onclick: () => act(g.name, "promote", rot.id, rot.current_step) }, "Promote"),
+      onclick: () => act(g.name, "promote") }, "Promote"),
     h("button", { class: "abort", type: "button", disabled: rot.rolling_back,
-      onclick: () => act(g.name, "abort", rot.id, rot.current_step) }, "Abort")) : null;
+      onclick: () => act(g.name, "abort") }, "Abort")) : null;
   const who = g.controller ? h("p", { class: "dim" }, `carried on by ${g.controller.by}: ${g.controller.reason}`)
     : g.lock ? h("p", { class: "dim" }, `held by ${g.lock.holder} (pid ${g.lock.pid}) since ${time(g.lock.since)}`) : null;
   return h("section", { class: "rotation", "data-rotation-status": rot.status, "data-rotation-id": rot.id },
@@ -196,6 +199,32 @@ function card(g) {
     historyBlock(g));
 }
 
+// A card is redrawn on every pushed change, in place: the nodes that stay are kept and
+// brought up to date, as a button taken out of the page between mousedown and mouseup
+// would swallow the click. A node is kept only for one of the same tag and class (a
+// button keeps its listener, which reads the group's latest state when it runs).
+function morph(old, fresh) {
+  if (old.nodeName !== fresh.nodeName
+      || (old.nodeType === Node.ELEMENT_NODE && old.className !== fresh.className)) {
+    old.replaceWith(fresh);
+    return;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+    return;
+  }
+  for (const name of old.getAttributeNames()) {
+    if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  }
+  for (const name of fresh.getAttributeNames()) {
+    const value = fresh.getAttribute(name);
+    if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  }
+  const [olds, news] = [[...old.childNodes], [...fresh.childNodes]];
+  news.forEach((child, i) => (i < olds.length ? morph(olds[i], child) : old.append(child)));
+  for (const extra of olds.slice(news.length)) extra.remove();
+}
+
 function render(g) {
   state.groups.set(g.name, g);
   const main = document.getElementById("groups");
@@ -207,7 +236,7 @@ function render(g) {
   if (old) {
     const details = old.querySelector("details.history");
     if (details && !details.open) fresh.querySelector("details.history")?.removeAttribute("open");
-    old.replaceWith(fresh);
+    morph(old, fresh);
   } else {
     const names = [...state.groups.keys()].sort();
     const next = names.find((n) => n > g.name && main.querySelector(`[data-group="${CSS.escape(n)}"]`));
