@@ -270,8 +270,12 @@ class Engine:
                 record.status = (RotationStatus.ROLLING_BACK if record.rolling_back
                                  else RotationStatus.RUNNING)
                 record.reason = ""
-            elif record.status is RotationStatus.WAITING:
+            elif record.status is RotationStatus.WAITING and not self.interactive:
+                # a run that exits at the approval goes round once: a promotion sent
+                # meanwhile is acted on, else it says again that it waits
                 record.status = RotationStatus.RUNNING
+            # interactive, it still waits for the approval: it never shows as running (the
+            # dashboard's Promote button would go grey under an operator's hand)
             record.holder = _holder()
             record.note(self.clock(), "resumed")
             self._save(record)

@@ -157,6 +157,35 @@ def test_interactive_approval_waits_in_process_until_promoted(world, store):
     assert_rotated(world, record)
 
 
+def test_taken_over_interactively_a_waiting_approval_still_shows_waiting(world, store):
+    """A controller (or a terminal) that resumes a canary waiting for approval keeps it
+    waiting until the promotion: the record never says running meanwhile, so the
+    dashboard's Promote button stays usable throughout the takeover."""
+    pol = policy("canary")
+    record = engine(world, store, pol).start("ami-0123abcd")
+    assert record.status is RotationStatus.WAITING
+    statuses: list[str] = []
+    save = store.save
+
+    def watched(rec):
+        statuses.append(rec["status"])
+        save(rec)
+    store.save = watched
+    eng = engine(world, store, pol, interactive=True)
+    wait = world.clock.sleep
+
+    def sleep(seconds):
+        if not store.load(GROUP.name)["operator_actions"]:
+            promote(store, store.load(GROUP.name))
+        wait(seconds)
+    eng.sleep = sleep
+    record = eng.resume()
+    assert_rotated(world, record)
+    approved = next(i for i, s in enumerate(statuses) if s == "running")
+    assert set(statuses[:approved]) == {"waiting"} and approved >= 1, statuses
+    assert record.operator_actions[0]["outcome"] == "approved approval"
+
+
 @pytest.mark.parametrize("op", ["provision", "deploy", "route53:ChangeResourceRecordSets",
                                 "elbv2:ModifyListener"])
 def test_a_failure_at_each_step_rolls_back(world, store, op):
