@@ -26,8 +26,8 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
 
 
 def back_at_the_approval(store, group: str) -> bool:
-    """The controller's resumed run of a waiting canary is at its approval again: a resume
-    first writes 'running' (noting "resumed"), then 'waiting' once it reaches the step."""
+    """The controller has resumed the waiting canary (its record notes "resumed"; an
+    interactive resume keeps it 'waiting' until the promotion)."""
     record = store.load(group) or {}
     return record.get("status") == "waiting" and any(
         e.get("msg") == "resumed" for e in record.get("events", []))
