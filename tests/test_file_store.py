@@ -128,3 +128,37 @@ def test_a_lock_is_never_seen_half_written(tmp_path, monkeypatch):
     assert seen and seen[0]["holder"] == "ops@bastion" and seen[0]["rotation_id"] == "r1"
     assert [p.name for p in (tmp_path / "prd-cn").iterdir()] == ["lock"]  # nothing aside
     lock.release()
+
+
+def test_a_lock_broken_while_its_holder_renews_it_goes_to_the_breaker(tmp_path, monkeypatch):
+    """Breaking a stale lock and renewing it do not interleave: the breaker holds the lock
+    and the old holder finds it lost (it never writes its own lock back over the new one)."""
+    import threading
+
+    from rotator.state import file_store
+
+    renewing, go_on = threading.Event(), threading.Event()
+    write = file_store._atomic_write
+
+    def slow_renewal(path, data):
+        if threading.current_thread().name.startswith("lock-") and not go_on.is_set():
+            renewing.set()
+            go_on.wait(10)
+        write(path, data)
+    monkeypatch.setattr(file_store, "_atomic_write", slow_renewal)
+    old = FileRecordStore(tmp_path, heartbeat=0.01).acquire("prd-cn", "r1")
+    assert renewing.wait(10)  # the heartbeat has read the lock and is about to write it
+    taken = {}
+
+    def break_it():  # a TTL of 0: every lock is stale to this one
+        taken["lock"] = FileRecordStore(tmp_path, lock_ttl=0.0).acquire(
+            "prd-cn", "r2", break_stale=True)
+    breaking = threading.Thread(target=break_it)
+    breaking.start()
+    breaking.join(0.2)  # an unguarded break would be done by now
+    go_on.set()
+    breaking.join(10)
+    old._thread.join(10)  # it renewed once more, then found the lock gone
+    lock = json.loads((tmp_path / "prd-cn" / "lock").read_text())
+    assert lock["rotation_id"] == "r2" and old.lost()
+    taken["lock"].release()

@@ -10,7 +10,9 @@ Layout under the state folder::
 
 Writes go to a temporary file that is renamed over the target (atomic on
 POSIX). The lock is a file created whole by a hard link that fails if it exists; a
-heartbeat thread renews it.
+heartbeat thread renews it. Reading the lock then renewing, releasing or breaking it is
+done under an flock of ``<group>/.lock.guard``, so that none of them acts on a lock
+another has just replaced.
 A lock whose holder died on this host, or that was not renewed within its
 TTL, is stale: it is reported, and broken only when asked (``--break-lock``).
 """
@@ -26,6 +28,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,20 @@ def _create_whole(path: Path, data: dict[str, Any]) -> None:
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def _exclusive(guard: Path) -> Iterator[None]:
+    """Held by one process (and one thread) at a time: a read-check-write of a shared file
+    under it is not interleaved with another's."""
+    guard.parent.mkdir(parents=True, exist_ok=True)
+    with open(guard, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _guard_of(lock: Path) -> Path:
+    return lock.with_name(f".{lock.name}.guard")
+
+
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -93,12 +110,13 @@ class FileLock:
 
     def _renew(self, every: float) -> None:
         while not self._stop.wait(every):
-            current = _read(self.path)
-            if not current or current.get("token") != self._token():
-                self._lost = True
-                return
-            current["renewed_at"] = time.time()
-            _atomic_write(self.path, current)
+            with _exclusive(_guard_of(self.path)):  # not over a lock broken meanwhile
+                current = _read(self.path)
+                if not current or current.get("token") != self._token():
+                    self._lost = True
+                    return
+                current["renewed_at"] = time.time()
+                _atomic_write(self.path, current)
 
     def _token(self) -> str:
         return f"{self.info.host}:{self.info.pid}:{self.info.started_at}"
@@ -112,10 +130,11 @@ class FileLock:
         # lock held by a process about to exit
         if self._thread is not threading.current_thread():
             self._thread.join()
-        current = _read(self.path)
-        if current and current.get("token") == self._token():
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        with _exclusive(_guard_of(self.path)):
+            current = _read(self.path)
+            if current and current.get("token") == self._token():
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
 
 
 class FileRecordStore:
@@ -154,8 +173,7 @@ class FileRecordStore:
                       request: dict[str, Any]) -> dict[str, Any]:
         d = self._dir(group)
         d.mkdir(parents=True, exist_ok=True)
-        with open(d / ".control.lock", "w") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)  # two shells asking at once are both kept
+        with _exclusive(d / ".control.lock"):  # two shells asking at once are both kept
             control = with_request(self.read_control(group), rotation_id, request)
             _atomic_write(d / "control.json", control)
             return control
@@ -212,14 +230,14 @@ class FileRecordStore:
             try:
                 _create_whole(path, data)
             except FileExistsError:
-                held = _read(path)
-                if held is None:
-                    continue  # released between our two calls
-                stale = self._stale(held)
-                if stale and break_stale:
-                    with contextlib.suppress(FileNotFoundError):
+                with _exclusive(_guard_of(path)):  # the lock read is the lock broken
+                    held = _read(path)
+                    if held is None:
+                        continue  # released between our two calls
+                    stale = self._stale(held)
+                    if stale and break_stale:
                         path.unlink()
-                    continue
+                        continue
                 raise LockHeld(self.lock_info(group) or info, stale=stale) from None
             return FileLock(path, info, self.heartbeat)
         raise LockHeld(self.lock_info(group) or info)
