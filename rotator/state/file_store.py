@@ -185,11 +185,9 @@ class FileRecordStore:
         path = self._dir(group) / "claims" / claim_file_name(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            _create_whole(path, value)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f)
         return True
 
     # lock ---------------------------------------------------------------------
