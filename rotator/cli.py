@@ -8,6 +8,7 @@ anything changed (lock held, an unfinished rotation, a failover the traffic guar
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from rotator.config import Project, validate_ami
+from rotator.diagnostics import dump_stacks_on
 from rotator.errors import InputError, RotatorError
 from rotator.model import RotationRecord, RotationStatus
 
@@ -103,7 +105,11 @@ def main() -> None:
     Exit codes: 0 done, 1 failed (rolled back), 2 bad input, 3 refused before
                 anything changed (lock held, traffic guard on failover), 4 waiting for an
                 operator, 5 the rollback failed (a human must act).
+    \b
+    `kill -USR1 PID` makes a running command print where each of its threads is (to
+    stderr) and carry on: what a command that seems stuck is waiting for.
     """
+    dump_stacks_on(signal.SIGUSR1)
 
 
 output_option = click.option("--output", type=click.Choice(["text", "json"]), default="text",

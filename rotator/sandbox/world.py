@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rotator.diagnostics import dump_stacks_on
 from rotator.sandbox.aws import AwsEmulator
 from rotator.sandbox.consul import ConsulCore, ConsulServer
 from rotator.sandbox.consul.durations import format_duration
@@ -383,6 +384,7 @@ def main(argv: list[str] | None = None) -> None:
                              "periods (default 1/6: a 60 s period lasts 10 s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    dump_stacks_on(signal.SIGUSR1)  # into world.log: what a stuck world is doing
     folder = Path(args.dir).resolve()
     world = World(folder, step_seconds=args.step_seconds, reattach=not args.no_reattach,
                   time_scale=args.time_scale, proxy_health=args.proxy_health)

@@ -94,9 +94,32 @@ class Sandbox:
         self.env.pop("ROTATOR_ENV", None)
 
     # -- the command -------------------------------------------------------
-    def rotate(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([ROTATE, *args], cwd=self.root, env=self.env, text=True,
-                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    def rotate(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        """The command to its end; one still running after ``timeout`` (less than a test's
+        300 s) fails the test with its output and where it, and the world, were stuck."""
+        proc = subprocess.Popen([ROTATE, *args], cwd=self.root, env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(self.stuck(proc, args, timeout)) from None
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def stuck(self, proc: subprocess.Popen, args: tuple[str, ...], timeout: float) -> str:
+        """What a command that did not finish was doing: every thread's stack (`kill -USR1`),
+        its own then the world's, and their output. The command is killed."""
+        proc.send_signal(signal.SIGUSR1)
+        world = (self.root / ".rotator/sandbox/world.json")
+        if world.exists():
+            os.kill(json.loads(world.read_text())["pid"], signal.SIGUSR1)
+        time.sleep(3)  # the dumps are written by signal handlers, in their own time
+        proc.kill()
+        out, err = proc.communicate()
+        log = (self.root / ".rotator/sandbox/world.log").read_text().splitlines()[-200:]
+        return (f"`rotate {' '.join(args)}` still ran after {timeout:.0f}s\n--- its stdout\n"
+                f"{out[-4000:]}\n--- its stderr (stacks last)\n{err[-12000:]}\n"
+                "--- the world's log (stacks last)\n" + "\n".join(log))
 
     def popen(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen([ROTATE, *args], cwd=self.root, env=self.env, text=True,

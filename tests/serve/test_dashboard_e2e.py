@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -77,10 +78,13 @@ def canary_waiting(sandbox) -> tuple[dict, subprocess.CompletedProcess]:
 
 
 def why(served: Served, sandbox) -> str:
-    """What a failed wait shows: the rotation's record and what `rotate serve` logged."""
+    """What a failed wait shows: the rotation's record, and what `rotate serve` logged,
+    ending with where each of its threads is (`kill -USR1`)."""
     rec = sandbox.record() or {}
     events = "\n".join(f"  {e.get('t')}: {e.get('msg')}" for e in rec.get("events", [])[-12:])
-    log = served.log.read_text().splitlines()[-30:]
+    served.proc.send_signal(signal.SIGUSR1)
+    time.sleep(3)  # the dump is written by the signal handler, in its own time
+    log = served.log.read_text().splitlines()[-150:]
     return (f"rotation {rec.get('id')} is {rec.get('status')} ({rec.get('reason')!r}), "
             f"last events:\n{events}\nrotate serve's log:\n" + "\n".join(log))
 
