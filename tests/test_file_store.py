@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from rotator.ports import LockHeld
+from rotator.state import file_store
 from rotator.state.control import operator_request
 from rotator.state.file_store import FileRecordStore
 
@@ -81,22 +83,25 @@ def test_a_lock_taken_over_is_lost_for_its_old_holder(tmp_path):
     assert lock.lost()
 
 
-def test_a_renewal_under_way_does_not_bring_a_released_lock_back(tmp_path, monkeypatch):
-    """release() waits for the heartbeat's write: a lock file written back after the unlink
-    would name a process that exits, and refuse every later rotation of the group."""
-    import threading
-
-    from rotator.state import file_store
-
+def paused_renewal(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The lock's heartbeat stops once it has read the lock, before writing it back:
+    ``renewing`` is set then, and it writes when ``go_on`` is set (and never stops again)."""
     renewing, go_on = threading.Event(), threading.Event()
     write = file_store._atomic_write
 
     def slow_renewal(path, data):
-        if threading.current_thread().name.startswith("lock-"):
+        if threading.current_thread().name.startswith("lock-") and not go_on.is_set():
             renewing.set()
             go_on.wait(10)
         write(path, data)
     monkeypatch.setattr(file_store, "_atomic_write", slow_renewal)
+    return renewing, go_on
+
+
+def test_a_renewal_under_way_does_not_bring_a_released_lock_back(tmp_path, monkeypatch):
+    """release() waits for the heartbeat's write: a lock file written back after the unlink
+    would name a process that exits, and refuse every later rotation of the group."""
+    renewing, go_on = paused_renewal(monkeypatch)
     lock = FileRecordStore(tmp_path, heartbeat=0.01).acquire("prd-cn", "r1")
     assert renewing.wait(10)  # the heartbeat has read the lock and is about to write it
     releasing = threading.Thread(target=lock.release)
@@ -115,8 +120,6 @@ def test_a_lock_is_never_seen_half_written(tmp_path, monkeypatch):
     (the dashboard, a second `rotate`) never reads an empty file."""
     import os
 
-    from rotator.state import file_store
-
     seen = []
     link = os.link
 
@@ -133,19 +136,7 @@ def test_a_lock_is_never_seen_half_written(tmp_path, monkeypatch):
 def test_a_lock_broken_while_its_holder_renews_it_goes_to_the_breaker(tmp_path, monkeypatch):
     """Breaking a stale lock and renewing it do not interleave: the breaker holds the lock
     and the old holder finds it lost (it never writes its own lock back over the new one)."""
-    import threading
-
-    from rotator.state import file_store
-
-    renewing, go_on = threading.Event(), threading.Event()
-    write = file_store._atomic_write
-
-    def slow_renewal(path, data):
-        if threading.current_thread().name.startswith("lock-") and not go_on.is_set():
-            renewing.set()
-            go_on.wait(10)
-        write(path, data)
-    monkeypatch.setattr(file_store, "_atomic_write", slow_renewal)
+    renewing, go_on = paused_renewal(monkeypatch)
     old = FileRecordStore(tmp_path, heartbeat=0.01).acquire("prd-cn", "r1")
     assert renewing.wait(10)  # the heartbeat has read the lock and is about to write it
     taken = {}
