@@ -110,13 +110,14 @@ class Sandbox:
         """What a command that did not finish was doing: every thread's stack (`kill -USR1`),
         its own then the world's, and their output. The command is killed."""
         proc.send_signal(signal.SIGUSR1)
-        world = (self.root / ".rotator/sandbox/world.json")
-        if world.exists():
-            os.kill(json.loads(world.read_text())["pid"], signal.SIGUSR1)
+        folder = self.root / ".rotator/sandbox"
+        if (folder / "world.json").exists():
+            os.kill(json.loads((folder / "world.json").read_text())["pid"], signal.SIGUSR1)
         time.sleep(3)  # the dumps are written by signal handlers, in their own time
         proc.kill()
         out, err = proc.communicate()
-        log = (self.root / ".rotator/sandbox/world.log").read_text().splitlines()[-200:]
+        world_log = folder / "world.log"
+        log = world_log.read_text().splitlines()[-400:] if world_log.exists() else []
         return (f"`rotate {' '.join(args)}` still ran after {timeout:.0f}s\n--- its stdout\n"
                 f"{out[-4000:]}\n--- its stderr (stacks last)\n{err[-12000:]}\n"
                 "--- the world's log (stacks last)\n" + "\n".join(log))
