@@ -41,7 +41,10 @@ LOCK_TTL = 60.0
 HEARTBEAT = 10.0
 
 
-def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _written_aside(path: Path, data: dict[str, Any]) -> Iterator[str]:
+    """``data`` as JSON in a temporary file beside ``path``, on disk; the temporary name is
+    gone afterwards (moved into place by the caller, or removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -49,26 +52,22 @@ def _atomic_write(path: Path, data: dict[str, Any]) -> None:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _create_whole(path: Path, data: dict[str, Any]) -> None:
-    """Create ``path`` with ``data``, FileExistsError when it exists: written aside, then
-    hard-linked into place, so that no reader ever sees the file empty or half written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
+        yield tmp
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    with _written_aside(path, data) as tmp:
+        os.replace(tmp, path)
+
+
+def _create_whole(path: Path, data: dict[str, Any]) -> None:
+    """Create ``path`` with ``data``, FileExistsError when it exists: hard-linked into place
+    once written, so that no reader ever sees the file empty or half written."""
+    with _written_aside(path, data) as tmp:
+        os.link(tmp, path)
 
 
 @contextlib.contextmanager
@@ -126,10 +125,8 @@ class FileLock:
 
     def release(self) -> None:
         self._stop.set()
-        # a renewal under way would write the file back after the unlink below, leaving a
-        # lock held by a process about to exit
-        if self._thread is not threading.current_thread():
-            self._thread.join()
+        # under the guard: a renewal under way would write the file back after the unlink,
+        # leaving a lock held by a process about to exit
         with _exclusive(_guard_of(self.path)):
             current = _read(self.path)
             if current and current.get("token") == self._token():
